@@ -1,0 +1,1 @@
+//! Recipient expansion: aliases, virtual mappings, .forward, sub-addressing, format specifiers.

@@ -1,0 +1,1 @@
+//! The queue model: messages, envelopes, their states and the on-disk record format.

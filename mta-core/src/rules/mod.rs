@@ -1,0 +1,1 @@
+//! Rule evaluation: which `match` rule applies to a session and an envelope.

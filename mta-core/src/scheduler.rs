@@ -1,0 +1,1 @@
+//! The scheduler: when each envelope is tried, retried, warned about and expired.

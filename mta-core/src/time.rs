@@ -1,0 +1,1 @@
+//! Wall-clock time as a value, handed in by the runtime.

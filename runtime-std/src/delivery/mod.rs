@@ -1,0 +1,1 @@
+//! Local delivery agents: maildir, mbox, mda, lmtp.

@@ -1,0 +1,5 @@
+//! The blocking runtime: the effects (sockets, files, processes, clock) that drive the pure
+//! machines of `smtp-proto` and `mta-core`, one thread per connection.
+
+pub mod delivery;
+pub mod spool;

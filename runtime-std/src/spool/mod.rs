@@ -1,0 +1,1 @@
+//! The file-backed queue: incoming area, durable commit with group fsync, reload at start.

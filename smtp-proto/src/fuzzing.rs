@@ -1,0 +1,1 @@
+//! Invariant harnesses shared by the quickcheck properties and the cargo-fuzz targets.

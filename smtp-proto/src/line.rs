@@ -1,0 +1,1 @@
+//! A bounded CRLF line framer over a `BytesMut` receive buffer.

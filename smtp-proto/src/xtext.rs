@@ -1,0 +1,1 @@
+//! xtext encoding and decoding (RFC 3461 §4).
