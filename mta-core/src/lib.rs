@@ -10,6 +10,8 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
+#[cfg(any(test, feature = "__fuzz"))]
+pub mod fuzzing;
 pub mod bounce;
 pub mod config;
 pub mod expand;

@@ -1,1 +1,0 @@
-//! Invariant harnesses shared by the quickcheck properties and the cargo-fuzz targets.

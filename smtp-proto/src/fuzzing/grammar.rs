@@ -1,0 +1,1 @@
+//! Harnesses for the command, reply, path, parameter and SASL parsers.

@@ -1,0 +1,1 @@
+//! Harnesses for the server session machine and DATA dot-stuffing.
