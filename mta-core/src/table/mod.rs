@@ -1,5 +1,27 @@
 //! Tables (`table NAME ...` in smtpd.conf): their contents, however they were declared, and
 //! the lookups of smtpd.conf(5) and table(5) over them.
+//!
+//! A table is either a list of values or a map of keys to values. Which lookup applies
+//! depends on where the table is used (a domain list for `for domain`, a netaddr list for
+//! `from src`, an alias map for `alias`...): each kind has its method here, in
+//! [`lookup`]. Keys compare ASCII case-insensitively, because OpenSMTPD folds lookup keys
+//! to lower case (aliases(5): "key is always folded to lowercase").
+
+pub mod alias;
+pub mod file;
+pub mod lookup;
+pub mod netaddr;
+pub mod pattern;
+pub mod regex;
+
+#[cfg(test)]
+mod tests;
+
+pub use alias::{split_alias_list, AliasError, AliasTarget};
+pub use file::TableFileError;
+pub use lookup::{RelayCredentials, TableValueError, UserInfo};
+pub use netaddr::Netmask;
+pub use regex::{RegexError, RegexList};
 
 /// Where a table's contents came from.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -28,4 +50,48 @@ pub struct Table {
     pub source: TableSource,
     /// The contents.
     pub entries: TableEntries,
+}
+
+impl TableEntries {
+    /// The keys of a map, or the values of a list: what membership lookups compare with
+    /// (OpenSMTPD stores a list as keys without values).
+    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+        let (list, map) = match self {
+            TableEntries::List(values) => (Some(values), None),
+            TableEntries::Map(pairs) => (None, Some(pairs)),
+        };
+        let list = list.into_iter().flatten().map(String::as_str);
+        let map = map.into_iter().flatten().map(|(k, _)| k.as_str());
+        list.chain(map)
+    }
+
+    /// The value of `key` in a map, keys compared ASCII case-insensitively; the first
+    /// entry wins when a key repeats. A list has no values: always `None`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        match self {
+            TableEntries::List(_) => None,
+            TableEntries::Map(pairs) => pairs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.as_str()),
+        }
+    }
+
+    /// Whether `key` is a key of the map or a value of the list, ASCII case-insensitively.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.keys().any(|k| k.eq_ignore_ascii_case(key))
+    }
+
+    /// How many entries the table holds.
+    pub fn len(&self) -> usize {
+        match self {
+            TableEntries::List(values) => values.len(),
+            TableEntries::Map(pairs) => pairs.len(),
+        }
+    }
+
+    /// Whether the table holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
