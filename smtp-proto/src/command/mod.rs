@@ -3,6 +3,13 @@
 
 use bytes::Bytes;
 
+mod parse;
+mod render;
+#[cfg(test)]
+mod tests;
+
+pub use parse::parse;
+
 use crate::params::{MailParams, RcptParams};
 use crate::reply::Reply;
 use crate::types::{ForwardPath, ReversePath};
@@ -100,7 +107,11 @@ impl CommandError {
             CommandError::Unrecognized => (500, E::new(5, 5, 1), "Command unrecognized".into()),
             CommandError::Syntax(what) => (501, E::new(5, 5, 4), format!("Syntax error: {what}")),
             CommandError::BadAddress(what) => {
-                let s = if for_recipient { E::new(5, 1, 3) } else { E::new(5, 1, 7) };
+                let s = if for_recipient {
+                    E::new(5, 1, 3)
+                } else {
+                    E::new(5, 1, 7)
+                };
                 (553, s, format!("Bad address syntax: {what}"))
             }
             CommandError::TooLong(what) => (501, E::new(5, 5, 4), format!("{what} too long")),
@@ -110,9 +121,11 @@ impl CommandError {
             CommandError::BadParameter(what) => {
                 (501, E::new(5, 5, 4), format!("Bad parameter: {what}"))
             }
-            CommandError::NeedsSmtpUtf8 => {
-                (553, E::new(5, 6, 7), "Non-ASCII address requires SMTPUTF8".into())
-            }
+            CommandError::NeedsSmtpUtf8 => (
+                553,
+                E::new(5, 6, 7),
+                "Non-ASCII address requires SMTPUTF8".into(),
+            ),
         };
         Reply::new(code, Some(status), text)
     }
