@@ -1,0 +1,382 @@
+//! The spool: commit and reload, crash leftovers, group commit under concurrency,
+//! envelope updates and removals, fault injection, free space.
+
+use runtime_std::spool::{GroupCommitter, QueuedMessage, Spool, SpoolFaults, SpoolOp};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// A unique directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "spool-test-{tag}-{}-{n}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn read_all(spool: &Spool, msgid: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    spool
+        .read_message(msgid)
+        .unwrap()
+        .read_to_end(&mut body)
+        .unwrap();
+    body
+}
+
+fn write_message(
+    spool: &Spool,
+    msgid: &str,
+    body: &[u8],
+    evpids: &[&str],
+) -> runtime_std::spool::IncomingMessage {
+    let mut incoming = spool.create_incoming(msgid).unwrap();
+    for chunk in body.chunks(7) {
+        incoming.write_chunk(chunk).unwrap();
+    }
+    for evpid in evpids {
+        incoming
+            .add_envelope(evpid, format!("record of {evpid}").as_bytes())
+            .unwrap();
+    }
+    incoming
+}
+
+#[test]
+fn committed_message_reloads_with_its_envelopes() {
+    let dir = TempDir::new("roundtrip");
+    let root = dir.path().join("spool");
+    let body = b"Subject: hi\r\n\r\nhello\r\n".repeat(5000);
+    {
+        let (spool, recovered) = Spool::open(&root).unwrap();
+        assert!(recovered.messages.is_empty());
+        let incoming = write_message(&spool, "m1", &body, &["e2", "e1"]);
+        assert_eq!(incoming.bytes_written(), body.len() as u64);
+        incoming.commit().unwrap();
+        assert_eq!(read_all(&spool, "m1"), body);
+    }
+    let (spool, recovered) = Spool::open(&root).unwrap();
+    assert_eq!(
+        recovered.messages,
+        vec![QueuedMessage {
+            msgid: "m1".into(),
+            envelopes: vec![
+                ("e1".into(), b"record of e1".to_vec()),
+                ("e2".into(), b"record of e2".to_vec()),
+            ],
+        }]
+    );
+    assert_eq!(read_all(&spool, "m1"), body);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&root).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+#[test]
+fn uncommitted_incoming_message_is_discarded_at_open() {
+    let dir = TempDir::new("halfwritten");
+    let root = dir.path().join("spool");
+    let (spool, _) = Spool::open(&root).unwrap();
+    let mut incoming = write_message(&spool, "half", b"partial", &["e1"]);
+    incoming.write_chunk(b" more").unwrap();
+    // Simulate a crash: the process dies without commit or drop.
+    std::mem::forget(incoming);
+    assert!(root.join("incoming/half/message").exists());
+    drop(spool);
+    let (spool, recovered) = Spool::open(&root).unwrap();
+    assert!(recovered.messages.is_empty());
+    assert_eq!(recovered.discarded_incoming, vec!["half".to_string()]);
+    assert!(!root.join("incoming/half").exists());
+    assert_eq!(
+        spool.read_message("half").unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn aborted_and_dropped_messages_leave_nothing() {
+    let dir = TempDir::new("abort");
+    let (spool, _) = Spool::open(dir.path()).unwrap();
+    write_message(&spool, "a", b"x", &["e"]).abort().unwrap();
+    drop(write_message(&spool, "b", b"y", &["e"]));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("incoming"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let (_, recovered) = Spool::open(dir.path()).unwrap();
+    assert!(recovered.messages.is_empty());
+}
+
+#[test]
+fn group_commits_from_twenty_threads_are_all_durable() {
+    let dir = TempDir::new("group");
+    let root = dir.path().join("spool");
+    let (spool, _) = Spool::open(&root).unwrap();
+    let committer = GroupCommitter::start(spool.clone(), 64).unwrap();
+    let threads: Vec<_> = (0..20)
+        .map(|t| {
+            let spool = spool.clone();
+            let committer = committer.clone();
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    let msgid = format!("m{t}-{i}");
+                    let body = format!("message {msgid}\r\n").repeat(100);
+                    let incoming = write_message(&spool, &msgid, body.as_bytes(), &["a", "b"]);
+                    committer.commit(incoming).unwrap();
+                    assert_eq!(read_all(&spool, &msgid), body.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let stats = committer.stats();
+    assert_eq!(stats.commits, 200);
+    assert_eq!(stats.failures, 0);
+    assert!(stats.batches <= 200);
+    drop(committer);
+    let (spool, recovered) = Spool::open(&root).unwrap();
+    assert_eq!(recovered.messages.len(), 200);
+    for message in &recovered.messages {
+        assert_eq!(message.envelopes.len(), 2);
+        let body = format!("message {}\r\n", message.msgid).repeat(100);
+        assert_eq!(read_all(&spool, &message.msgid), body.as_bytes());
+    }
+}
+
+#[test]
+fn submit_calls_the_completion_once() {
+    let dir = TempDir::new("submit");
+    let (spool, _) = Spool::open(dir.path()).unwrap();
+    let committer = GroupCommitter::start(spool.clone(), 8).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let incoming = write_message(&spool, "s1", b"body", &["e"]);
+    committer.submit(
+        incoming,
+        Box::new(move |result| tx.send(result.is_ok()).unwrap()),
+    );
+    assert!(rx.recv().unwrap());
+    assert!(rx.recv().is_err(), "the completion runs exactly once");
+    assert_eq!(read_all(&spool, "s1"), b"body");
+}
+
+#[test]
+fn duplicate_msgid_commit_fails_and_keeps_the_first() {
+    let dir = TempDir::new("dup");
+    let (spool, _) = Spool::open(dir.path()).unwrap();
+    write_message(&spool, "same", b"first", &["e"])
+        .commit()
+        .unwrap();
+    let err = write_message(&spool, "same", b"second", &["e"])
+        .commit()
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+    assert_eq!(read_all(&spool, "same"), b"first");
+}
+
+#[test]
+fn envelopes_update_and_remove_then_message_goes() {
+    let dir = TempDir::new("envelopes");
+    let root = dir.path().join("spool");
+    let (spool, _) = Spool::open(&root).unwrap();
+    write_message(&spool, "m", b"body", &["e1", "e2"])
+        .commit()
+        .unwrap();
+    spool.update_envelope("m", "e1", b"retry 3").unwrap();
+    let (spool, recovered) = Spool::open(&root).unwrap();
+    assert_eq!(
+        recovered.messages[0].envelopes[0],
+        ("e1".into(), b"retry 3".to_vec())
+    );
+    assert_eq!(spool.remove_envelope("m", "e2").unwrap(), 1);
+    assert_eq!(spool.remove_envelope("m", "e1").unwrap(), 0);
+    spool.remove_message("m").unwrap();
+    assert_eq!(
+        spool.read_message("m").unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+    let (_, recovered) = Spool::open(&root).unwrap();
+    assert!(recovered.messages.is_empty());
+    assert_eq!(
+        spool.update_envelope("m", "e1", b"x").unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn crash_leftovers_are_cleaned_at_open() {
+    let dir = TempDir::new("leftovers");
+    let root = dir.path().join("spool");
+    let (spool, _) = Spool::open(&root).unwrap();
+    write_message(&spool, "keep", b"body", &["e1"])
+        .commit()
+        .unwrap();
+    write_message(&spool, "empty", b"body", &["e1"])
+        .commit()
+        .unwrap();
+    write_message(&spool, "broken", b"body", &["e1"])
+        .commit()
+        .unwrap();
+    std::fs::write(root.join("queue/keep/envelopes/.e1.tmp"), b"half an update").unwrap();
+    std::fs::remove_file(root.join("queue/empty/envelopes/e1")).unwrap();
+    std::fs::remove_file(root.join("queue/broken/message")).unwrap();
+    std::fs::create_dir_all(root.join("purge/gone/envelopes")).unwrap();
+    let (_, recovered) = Spool::open(&root).unwrap();
+    let ids: Vec<_> = recovered
+        .messages
+        .iter()
+        .map(|m| m.msgid.as_str())
+        .collect();
+    assert_eq!(ids, ["keep"]);
+    assert_eq!(
+        recovered.messages[0].envelopes,
+        vec![("e1".into(), b"record of e1".to_vec())]
+    );
+    assert_eq!(recovered.corrupt, ["broken"]);
+    assert!(root.join("corrupt/broken").is_dir());
+    assert!(!root.join("queue/empty").exists());
+    assert!(!root.join("queue/keep/envelopes/.e1.tmp").exists());
+    assert!(!root.join("purge/gone").exists());
+}
+
+#[test]
+fn ids_that_could_escape_the_spool_are_refused() {
+    let dir = TempDir::new("ids");
+    let (spool, _) = Spool::open(dir.path()).unwrap();
+    for bad in ["", "..", "../x", "a/b", ".hidden", "x y", &"a".repeat(65)] {
+        assert_eq!(
+            spool.create_incoming(bad).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput,
+            "{bad:?}"
+        );
+        assert_eq!(
+            spool.read_message(bad).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+    }
+    let mut incoming = spool.create_incoming("ok").unwrap();
+    assert_eq!(
+        incoming.add_envelope("../e", b"x").unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
+}
+
+struct FailCommits(AtomicBool);
+
+impl SpoolFaults for FailCommits {
+    fn check(&self, op: SpoolOp, _msgid: &str) -> io::Result<()> {
+        if op == SpoolOp::Commit && self.0.load(Ordering::Relaxed) {
+            Err(io::Error::other("injected fault"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn fault_hook_fails_commits_without_leaving_anything() {
+    let dir = TempDir::new("faults");
+    let (spool, _) = Spool::open(dir.path()).unwrap();
+    let hook = Arc::new(FailCommits(AtomicBool::new(true)));
+    let spool = spool.with_faults(hook.clone());
+    let committer = GroupCommitter::start(spool.clone(), 4).unwrap();
+    let err = committer
+        .commit(write_message(&spool, "m", b"x", &["e"]))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "injected fault");
+    assert_eq!(committer.stats().failures, 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("incoming"))
+            .unwrap()
+            .count(),
+        0
+    );
+    hook.0.store(false, Ordering::Relaxed);
+    committer
+        .commit(write_message(&spool, "m", b"x", &["e"]))
+        .unwrap();
+    assert_eq!(read_all(&spool, "m"), b"x");
+}
+
+#[test]
+fn free_space_is_reported() {
+    let dir = TempDir::new("room");
+    let (spool, _) = Spool::open(dir.path()).unwrap();
+    assert!(spool.has_room(1).unwrap());
+    assert!(!spool.has_room(u64::MAX).unwrap());
+}
+
+/// Commits per second with 1 and 20 committing threads, fsyncing the message files on the
+/// calling threads (`commit`) or on the committer thread (`submit`); run with
+/// `cargo test --release --test spool_commit -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_group_commit_rate() {
+    for on_caller in [true, false] {
+        for threads in [1usize, 20] {
+            let dir = TempDir::new("bench");
+            let (spool, _) = Spool::open(dir.path()).unwrap();
+            let committer = GroupCommitter::start(spool.clone(), 256).unwrap();
+            let per_thread = 2000 / threads;
+            let body = b"Subject: bench\r\n\r\n".repeat(200);
+            let start = Instant::now();
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (spool, committer, body) = (spool.clone(), committer.clone(), body.clone());
+                    std::thread::spawn(move || {
+                        for i in 0..per_thread {
+                            let incoming =
+                                write_message(&spool, &format!("b{t}-{i}"), &body, &["e1"]);
+                            if on_caller {
+                                committer.commit(incoming).unwrap();
+                            } else {
+                                let (tx, rx) = std::sync::mpsc::channel();
+                                committer.submit(incoming, Box::new(move |r| tx.send(r).unwrap()));
+                                rx.recv().unwrap().unwrap();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.join().unwrap();
+            }
+            let elapsed = start.elapsed().as_secs_f64();
+            let stats = committer.stats();
+            println!(
+                "{} {threads:2} committers: {} commits in {elapsed:.2}s = {:.0}/s, {} batches",
+                if on_caller { "commit" } else { "submit" },
+                stats.commits,
+                stats.commits as f64 / elapsed,
+                stats.batches
+            );
+        }
+    }
+}
