@@ -3,6 +3,15 @@
 
 use bytes::Bytes;
 
+mod ehlo;
+mod parse;
+mod render;
+#[cfg(test)]
+mod tests;
+
+pub use ehlo::EhloCapabilities;
+pub use parse::{ReplyError, ReplyLimits, ReplyParser};
+
 /// An enhanced mail system status code `class.subject.detail` (RFC 3463 §2).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct EnhancedStatus {
@@ -17,7 +26,17 @@ pub struct EnhancedStatus {
 impl EnhancedStatus {
     /// `class.subject.detail`.
     pub const fn new(class: u8, subject: u16, detail: u16) -> Self {
-        EnhancedStatus { class, subject, detail }
+        EnhancedStatus {
+            class,
+            subject,
+            detail,
+        }
+    }
+}
+
+impl std::fmt::Display for EnhancedStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.class, self.subject, self.detail)
     }
 }
 
@@ -36,13 +55,25 @@ pub struct Reply {
 impl Reply {
     /// A one-line reply.
     pub fn new(code: u16, status: Option<EnhancedStatus>, text: impl Into<Bytes>) -> Self {
-        Reply { code, status, lines: vec![text.into()] }
+        Reply {
+            code,
+            status,
+            lines: vec![text.into()],
+        }
     }
 
     /// A multiline reply.
     pub fn multiline(code: u16, status: Option<EnhancedStatus>, lines: Vec<Bytes>) -> Self {
-        let lines = if lines.is_empty() { vec![Bytes::new()] } else { lines };
-        Reply { code, status, lines }
+        let lines = if lines.is_empty() {
+            vec![Bytes::new()]
+        } else {
+            lines
+        };
+        Reply {
+            code,
+            status,
+            lines,
+        }
     }
 
     /// 2yz: the command succeeded.
