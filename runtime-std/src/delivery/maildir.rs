@@ -1,0 +1,194 @@
+//! Maildir delivery: write into `tmp/` under a unique name, fsync, rename into `new/`.
+//!
+//! The unique name follows the maildir convention
+//! `<seconds>.M<micros>P<pid>Q<counter>.<hostname>`, with `/` and `:` in the host name
+//! written as `\057` and `\072` so the name stays one path component without a flag
+//! separator. With the `junk` option a message whose header says `X-Spam: yes` goes to
+//! the `.Junk` folder (Maildir++), created on first use.
+
+use super::DeliveryOutcome;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The Maildir++ folder that receives spam with the `junk` option.
+pub const JUNK_FOLDER: &str = ".Junk";
+
+/// The longest header line inspected for `X-Spam:`; longer lines are not that header.
+const MAX_HEADER_LINE: usize = 998;
+
+/// Deliver `message` into the maildir at `maildir` (created with its `tmp/`, `new/` and
+/// `cur/` if missing, mode 0700). With `junk`, a message marked `X-Spam: yes` goes to the
+/// `.Junk` folder instead. Every I/O error is a temporary failure.
+pub fn deliver(maildir: &Path, junk: bool, message: &mut dyn Read) -> DeliveryOutcome {
+    match deliver_inner(maildir, junk, message) {
+        Ok(()) => DeliveryOutcome::Delivered,
+        Err(e) => DeliveryOutcome::from_io(&format!("maildir {}", maildir.display()), &e),
+    }
+}
+
+fn deliver_inner(maildir: &Path, junk: bool, message: &mut dyn Read) -> io::Result<()> {
+    ensure_maildir(maildir)?;
+    let name = unique_name(SystemTime::now());
+    let tmp_path = maildir.join("tmp").join(&name);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp_path)?;
+    let copied = copy_scanning(message, &mut file);
+    let spam = match copied.and_then(|spam| file.sync_all().map(|()| spam)) {
+        Ok(spam) => spam,
+        Err(e) => {
+            drop(file);
+            let _ = fs::remove_file(&tmp_path);
+            return Err(e);
+        }
+    };
+    drop(file);
+    let folder = if junk && spam {
+        let folder = maildir.join(JUNK_FOLDER);
+        ensure_maildir(&folder)?;
+        folder
+    } else {
+        maildir.to_path_buf()
+    };
+    let new_dir = folder.join("new");
+    if let Err(e) = fs::rename(&tmp_path, new_dir.join(&name)) {
+        let _ = fs::remove_file(&tmp_path);
+        return Err(e);
+    }
+    File::open(&new_dir)?.sync_all()
+}
+
+/// Create `dir` with `tmp/`, `new/` and `cur/` (mode 0700) where missing.
+pub fn ensure_maildir(dir: &Path) -> io::Result<()> {
+    let mut created = false;
+    for sub in [PathBuf::new(), "tmp".into(), "new".into(), "cur".into()] {
+        let path = dir.join(sub);
+        match DirBuilder::new().recursive(false).mode(0o700).create(&path) {
+            Ok(()) => created = true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&path)?;
+                created = true;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if created {
+        File::open(dir)?.sync_all()?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
+/// A name unique to this host, process and delivery, per the maildir convention.
+pub fn unique_name(now: SystemTime) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let counter = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{}.M{}P{}Q{}.{}",
+        since.as_secs(),
+        since.subsec_micros(),
+        std::process::id(),
+        counter,
+        sanitized_hostname()
+    )
+}
+
+/// This host's name with `/` and `:` escaped as maildir readers expect.
+fn sanitized_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let raw = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(buf.get(..end).unwrap_or_default()).into_owned()
+    } else {
+        String::new()
+    };
+    let host = if raw.is_empty() {
+        "localhost".to_owned()
+    } else {
+        raw
+    };
+    host.replace('/', "\\057").replace(':', "\\072")
+}
+
+/// Copy `message` to `out`, watching the header section for `X-Spam: yes`.
+fn copy_scanning(message: &mut dyn Read, out: &mut File) -> io::Result<bool> {
+    let mut scanner = SpamScanner::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match message.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        scanner.feed(chunk);
+        out.write_all(chunk)?;
+    }
+    Ok(scanner.spam)
+}
+
+/// Finds an `X-Spam: yes` header line (case-insensitive) before the first empty line.
+#[derive(Default)]
+struct SpamScanner {
+    line: Vec<u8>,
+    overlong: bool,
+    body: bool,
+    spam: bool,
+}
+
+impl SpamScanner {
+    fn feed(&mut self, chunk: &[u8]) {
+        for &byte in chunk {
+            if self.body {
+                return;
+            }
+            if byte == b'\n' {
+                self.end_line();
+            } else if self.line.len() < MAX_HEADER_LINE {
+                self.line.push(byte);
+            } else {
+                self.overlong = true;
+            }
+        }
+    }
+
+    fn end_line(&mut self) {
+        let line = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
+        if line.is_empty() {
+            self.body = true;
+        } else if !self.overlong && is_spam_header(line) {
+            self.spam = true;
+        }
+        self.line.clear();
+        self.overlong = false;
+    }
+}
+
+fn is_spam_header(line: &[u8]) -> bool {
+    const NAME: &[u8] = b"x-spam:";
+    match line.get(..NAME.len()) {
+        Some(name) if name.eq_ignore_ascii_case(NAME) => {
+            let value = line.get(NAME.len()..).unwrap_or_default().trim_ascii();
+            value
+                .get(..3)
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"yes"))
+        }
+        _ => false,
+    }
+}
