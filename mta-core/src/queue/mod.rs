@@ -9,7 +9,7 @@ mod envelope;
 mod ids;
 mod record;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use envelope::{
     DeliveryKind, DsnParams, Envelope, EnvelopeFlags, EnvelopeState, Failure, Notify, Ret,

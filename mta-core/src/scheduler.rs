@@ -1,1 +1,0 @@
-//! The scheduler: when each envelope is tried, retried, warned about and expired.
