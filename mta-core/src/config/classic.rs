@@ -210,6 +210,8 @@ impl Parser<'_> {
     fn classic_table(&mut self, toks: &mut Toks<'_>, after: &str) -> Result<TableMatch, PErr> {
         let table = if toks.at_table() {
             TableRef::Named(self.declared_table(toks, after)?)
+        } else if toks.at_kind(&TokKind::LBrace) {
+            TableRef::Inline(super::values::inline_table(toks, after)?)
         } else {
             TableRef::literal(&toks.string("a value or a table \"<name>\"", after)?)
         };

@@ -9,6 +9,7 @@ use super::model::{
     SocketListener,
 };
 use super::parser::{PErr, Parser, Toks};
+use super::validate::Shape;
 use super::values::{
     inline_table, listen_address, parse_table_file, raw, read_duration, read_number, read_port,
     size,
@@ -258,6 +259,7 @@ impl Parser<'_> {
             self.config.socket_listener = Some(socket);
             return Ok(());
         }
+        let listen_at = toks.here();
         let address = match toks.peek().map(|t| &t.kind) {
             Some(TokKind::Word(w) | TokKind::Quoted(w)) => listen_address(w),
             _ => return Err(toks.expected("an interface, address or host name", "listen on")),
@@ -330,7 +332,7 @@ impl Parser<'_> {
                 }
                 "auth" | "auth-optional" => {
                     let table = if toks.at_table() {
-                        Some(self.declared_table(toks, &w)?)
+                        Some(self.shaped_table(toks, &w, Shape::Map)?)
                     } else {
                         None
                     };
@@ -340,7 +342,9 @@ impl Parser<'_> {
                     });
                 }
                 "hostname" => l.hostname = Some(toks.string("a host name", "hostname")?),
-                "hostnames" => l.hostnames = Some(self.declared_table(toks, "hostnames")?),
+                "hostnames" => {
+                    l.hostnames = Some(self.shaped_table(toks, "hostnames", Shape::Map)?)
+                }
                 "tag" => l.tag = Some(toks.string("a tag", "tag")?),
                 "filter" => {
                     let at = toks.here();
@@ -349,7 +353,7 @@ impl Parser<'_> {
                     l.filter = Some(f);
                 }
                 "senders" => {
-                    let table = self.declared_table(toks, "senders")?;
+                    let table = self.shaped_table(toks, "senders", Shape::Map)?;
                     l.senders = Some(Senders {
                         table,
                         masquerade: toks.eat("masquerade"),
@@ -362,6 +366,7 @@ impl Parser<'_> {
             }
         }
         l.port = port.unwrap_or(if l.tls == ListenerTls::Smtps { 465 } else { 25 });
+        self.check_listener(&l, listen_at)?;
         self.config.listeners.push(l);
         Ok(())
     }
@@ -470,6 +475,9 @@ impl Parser<'_> {
         let at = toks.here();
         let decision = match raw(toks, "a decision", &kw)?.as_str() {
             "bypass" => FilterDecision::Bypass,
+            "junk" if phase == FilterPhase::Commit => {
+                return Err((at.0, at.1, "junk is not possible at the commit phase (the message is already accepted)".into()));
+            }
             "junk" => FilterDecision::Junk,
             "disconnect" => FilterDecision::Disconnect(self.filter_message(toks, "disconnect")?),
             "reject" => FilterDecision::Reject(self.filter_message(toks, "reject")?),
@@ -519,7 +527,7 @@ impl Parser<'_> {
     ) -> Result<super::model::TableMatch, PErr> {
         let regex = toks.eat("regex");
         if toks.at_table() {
-            let name = self.declared_table(toks, after)?;
+            let name = self.shaped_table(toks, after, Shape::List)?;
             Ok(super::model::TableMatch {
                 regex,
                 table: super::model::TableRef::Named(name),

@@ -15,6 +15,7 @@ pub mod model;
 mod modern;
 mod parser;
 mod print;
+mod validate;
 mod values;
 
 pub use default::DEFAULT_CONFIG;

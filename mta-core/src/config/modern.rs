@@ -7,6 +7,7 @@ use super::model::{
     FromCriterion, LocalOptions, RelayOptions, RelayTls, Rule, TableMatch, TableRef,
 };
 use super::parser::{PErr, Parser, Toks};
+use super::validate::Shape;
 use super::values::{inline_table, read_duration, relay_url};
 
 impl Parser<'_> {
@@ -113,9 +114,9 @@ impl Parser<'_> {
         }
         let l = &mut a.local;
         match w {
-            "alias" => l.alias = Some(self.declared_table(toks, "alias")?),
-            "virtual" => l.virtual_table = Some(self.declared_table(toks, "virtual")?),
-            "userbase" => l.userbase = Some(self.declared_table(toks, "userbase")?),
+            "alias" => l.alias = Some(self.shaped_table(toks, "alias", Shape::Map)?),
+            "virtual" => l.virtual_table = Some(self.shaped_table(toks, "virtual", Shape::Map)?),
+            "userbase" => l.userbase = Some(self.shaped_table(toks, "userbase", Shape::Map)?),
             "user" => l.user = Some(toks.string("a user name", "user")?),
             "wrapper" => {
                 let at = toks.here();
@@ -146,8 +147,8 @@ impl Parser<'_> {
                 r.backup = Some(Backup { mx });
             }
             "helo" => r.helo = Some(toks.string("a host name", "helo")?),
-            "helo-src" => r.helo_src = Some(self.declared_table(toks, "helo-src")?),
-            "domain" => r.domain = Some(self.declared_table(toks, "domain")?),
+            "helo-src" => r.helo_src = Some(self.shaped_table(toks, "helo-src", Shape::Map)?),
+            "domain" => r.domain = Some(self.shaped_table(toks, "domain", Shape::Map)?),
             "host" => {
                 let at = toks.here();
                 let s = toks.string("a relay URL such as \"smtp+tls://mx.example.org\"", "host")?;
@@ -169,13 +170,16 @@ impl Parser<'_> {
                 }
                 r.ca = Some(c);
             }
-            "srs" => r.srs = true,
+            "srs" => {
+                self.check_srs(at)?;
+                r.srs = true;
+            }
             "tls" => r.tls = Some(RelayTls { no_verify: toks.eat("no-verify") }),
-            "auth" => r.auth = Some(self.declared_table(toks, "auth")?),
+            "auth" => r.auth = Some(self.shaped_table(toks, "auth", Shape::Map)?),
             "mail-from" => r.mail_from = Some(toks.string("an address", "mail-from")?),
             "src" => {
                 r.src = Some(if toks.at_table() {
-                    TableRef::Named(self.declared_table(toks, "src")?)
+                    TableRef::Named(self.shaped_table(toks, "src", Shape::List)?)
                 } else {
                     TableRef::literal(&toks.string("an address", "src")?)
                 })
@@ -193,7 +197,7 @@ impl Parser<'_> {
         regex: bool,
     ) -> Result<TableMatch, PErr> {
         let table = if toks.at_table() {
-            TableRef::Named(self.declared_table(toks, after)?)
+            TableRef::Named(self.shaped_table(toks, after, Shape::List)?)
         } else if toks.at_kind(&TokKind::LBrace) {
             TableRef::Inline(inline_table(toks, after)?)
         } else {
