@@ -69,6 +69,18 @@ fn exit_zero_delivers_the_message_on_stdin() {
 }
 
 #[test]
+fn the_command_reads_unix_line_ends() {
+    let dir = TempDir::new("crlf");
+    let cmd = command(dir.path(), "cat > delivered");
+    let outcome = mda::deliver(&cmd, &mut &b"Subject: a\r\n\r\nbody\r\n"[..]);
+    assert_eq!(outcome, DeliveryOutcome::Delivered);
+    assert_eq!(
+        std::fs::read(dir.path().join("delivered")).unwrap(),
+        b"Subject: a\n\nbody\n"
+    );
+}
+
+#[test]
 fn opensmtpd_environment_is_visible_and_nothing_else() {
     let dir = TempDir::new("env");
     let cmd = command(dir.path(), "env | sort > env.txt; pwd > pwd.txt");

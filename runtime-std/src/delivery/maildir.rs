@@ -4,9 +4,9 @@
 //! `<seconds>.M<micros>P<pid>Q<counter>.<hostname>`, with `/` and `:` in the host name
 //! written as `\057` and `\072` so the name stays one path component without a flag
 //! separator. With the `junk` option a message whose header says `X-Spam: yes` goes to
-//! the `.Junk` folder (Maildir++), created on first use.
+//! the `.Junk` folder (Maildir++), created on first use. CRLF line ends are written as LF.
 
-use super::DeliveryOutcome;
+use super::{DeliveryOutcome, UnixLines};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -39,7 +39,7 @@ fn deliver_inner(maildir: &Path, junk: bool, message: &mut dyn Read) -> io::Resu
         .create_new(true)
         .mode(0o600)
         .open(&tmp_path)?;
-    let copied = copy_scanning(message, &mut file);
+    let copied = copy_scanning(&mut UnixLines::new(message), &mut file);
     let spam = match copied.and_then(|spam| file.sync_all().map(|()| spam)) {
         Ok(spam) => spam,
         Err(e) => {

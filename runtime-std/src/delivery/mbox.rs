@@ -6,9 +6,10 @@
 //! file is locked with an open-file-description `fcntl` write lock (it conflicts with the
 //! classic `fcntl` locks of other mail programs and, unlike them, also between threads of
 //! this process), taken by polling until a timeout (then a temporary failure). On any
-//! failure the file is truncated back to its original length.
+//! failure the file is truncated back to its original length. CRLF line ends are written
+//! as LF.
 
-use super::DeliveryOutcome;
+use super::{DeliveryOutcome, UnixLines};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -70,6 +71,7 @@ fn append(
         sender
     };
     writeln!(out, "From {sender} {}", asctime(received))?;
+    let mut message = UnixLines::new(message);
     let mut quoter = FromQuoter::default();
     let mut buf = vec![0u8; 64 * 1024];
     loop {

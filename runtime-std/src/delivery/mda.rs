@@ -6,9 +6,10 @@
 //! `DOMAIN`, `HOME`, `RECIPIENT`, `SHELL=/bin/sh`, `LOCAL`, `LOGNAME`, `USER`, `SENDER`
 //! and, for a `user+tag` address, `EXTENSION`. The command runs in its own process group
 //! in the user's home directory; a bounded amount of its stderr becomes the failure text,
-//! and a timeout kills the whole group (a temporary failure).
+//! and a timeout kills the whole group (a temporary failure). Processes the command leaves
+//! behind in its group are killed when it exits. The message arrives with LF line ends.
 
-use super::{outcome_from_exit, DeliveryOutcome};
+use super::{outcome_from_exit, DeliveryOutcome, UnixLines};
 use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -164,7 +165,7 @@ fn feed(
     stdin: Option<std::process::ChildStdin>,
 ) -> io::Result<()> {
     let mut stdin = stdin.ok_or_else(|| io::Error::other("no stdin"))?;
-    io::copy(message, &mut stdin)?;
+    io::copy(&mut UnixLines::new(message), &mut stdin)?;
     stdin.flush()
 }
 

@@ -6,11 +6,14 @@
 //! outcome. [`user::run_as_user`] runs an agent with the recipient's privileges, and
 //! [`user::lookup_user`] finds the recipient's account.
 
+mod lines;
 pub mod lmtp;
 pub mod maildir;
 pub mod mbox;
 pub mod mda;
 pub mod user;
+
+pub use lines::UnixLines;
 
 use std::io;
 use std::process::ExitStatus;
