@@ -202,6 +202,18 @@ fn mail_from() {
         ),
         ("MAIL FROM:<a@[IPv6:::1]>", from("a@[IPv6:::1]")),
         ("MAIL FROM:<a@[x-tag:stuff]>", from("a@[x-tag:stuff]")),
+        ("MAIL FROM:<a@[x:\"]>", from("a@[x:\"]")),
+        (
+            "MAIL FROM:<a@[x:<>]> SIZE=1",
+            Command::Mail(
+                ReversePath::Mailbox(mailbox("a@[x:<>]")),
+                MailParams {
+                    size: Some(1),
+                    ..MailParams::default()
+                },
+            ),
+        ),
+        ("MAIL FROM:<@r.example:\"a>b\"@c>", from("\"a>b\"@c")),
         (
             "MAIL FROM:<a@[IPv6:::ffff:192.0.2.1]>",
             from("a@[IPv6:::ffff:192.0.2.1]"),
@@ -278,6 +290,8 @@ fn mail_from_errors() {
         ("MAIL FROM:<user>", BadAddress("missing domain")),
         ("MAIL FROM:<postmaster>", BadAddress("missing domain")),
         ("MAIL FROM:<@a.example>", BadAddress("invalid source route")),
+        ("MAIL FROM:<@a.example", Syntax("unterminated <path>")),
+        ("MAIL FROM:<\"a\\\">", Syntax("unterminated <path>")),
         (
             "MAIL FROM:<@a.example,b:u@c>",
             BadAddress("invalid source route"),

@@ -10,6 +10,8 @@ mod render;
 mod tests;
 
 pub use ehlo::EhloCapabilities;
+#[cfg(test)]
+pub(crate) use parse::status_prefix;
 pub use parse::{ReplyError, ReplyLimits, ReplyParser};
 
 /// An enhanced mail system status code `class.subject.detail` (RFC 3463 §2).

@@ -215,26 +215,45 @@ pub(crate) fn unquote(local: &Bytes) -> Bytes {
     out.freeze()
 }
 
-/// The index just past the `>` closing the path that starts `arg` with `<`; a `>`
-/// inside a quoted local part does not count.
+/// The index just past the `>` closing the path that starts `arg` with `<`. A quoted
+/// string may only open the local part (after any source route), and brackets only
+/// enclose an address literal, so a `>` counts everywhere but inside those two.
 pub(crate) fn path_end(arg: &[u8]) -> Result<usize, CommandError> {
     if arg.first() != Some(&b'<') {
         return Err(CommandError::Syntax("address must be enclosed in <>"));
     }
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, &b) in arg.iter().enumerate().skip(1) {
-        if escaped {
-            escaped = false;
-        } else if quoted && b == b'\\' {
-            escaped = true;
-        } else if b == b'"' {
-            quoted = !quoted;
-        } else if b == b'>' && !quoted {
-            return Ok(i + 1);
+    let unterminated = CommandError::Syntax("unterminated <path>");
+    let mut i = 1usize;
+    if arg.get(i) == Some(&b'@') {
+        // A source route ends at its colon, or the path ends inside it.
+        let stop = arg.iter().skip(i).position(|&b| b == b':' || b == b'>');
+        i += stop.ok_or(unterminated.clone())?;
+        if arg.get(i) == Some(&b':') {
+            i += 1;
         }
     }
-    Err(CommandError::Syntax("unterminated <path>"))
+    if arg.get(i) == Some(&b'"') {
+        i += 1;
+        loop {
+            match arg.get(i) {
+                None => return Err(unterminated),
+                Some(b'"') => break,
+                Some(b'\\') => i += 2,
+                Some(_) => i += 1,
+            }
+        }
+    }
+    // An address literal may hold a `>` of its own (`dcontent`, RFC 5321 §4.1.3).
+    let mut in_literal = false;
+    for (at, &b) in arg.iter().enumerate().skip(i) {
+        match b {
+            b'[' => in_literal = true,
+            b']' => in_literal = false,
+            b'>' if !in_literal => return Ok(at + 1),
+            _ => {}
+        }
+    }
+    Err(unterminated)
 }
 
 /// `A-d-l = At-domain *( "," At-domain )`, `At-domain = "@" Domain` (RFC 5321 §4.1.2).
