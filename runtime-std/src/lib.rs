@@ -3,3 +3,5 @@
 
 pub mod delivery;
 pub mod spool;
+pub mod cli;
+pub mod config_load;

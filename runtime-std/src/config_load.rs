@@ -1,0 +1,123 @@
+//! Reading the configuration from disk: the main file, its includes and `file:` tables
+//! (relative paths are taken from the main file's directory), and the state directory
+//! handed to the parser as the `state_dir` macro.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use mta_core::config::{parse, Config, ConfigErrors, DEFAULT_CONFIG};
+
+/// Where the built-in configuration is said to come from in messages.
+pub const DEFAULT_NAME: &str = "(built-in configuration)";
+
+/// A configuration read from disk (or the built-in one).
+#[derive(Debug)]
+pub struct Loaded {
+    /// The parsed configuration.
+    pub config: Config,
+    /// The main file's name as given, or [`DEFAULT_NAME`].
+    pub file_name: String,
+    /// The state directory given to the parser as `$state_dir`.
+    pub state_dir: PathBuf,
+    /// Whether the built-in configuration was used (no `-f FILE`).
+    pub builtin: bool,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The main file could not be read.
+    Read {
+        /// The file.
+        file: String,
+        /// The system's reason.
+        reason: String,
+    },
+    /// The configuration has errors.
+    Config(ConfigErrors),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Read { file, reason } => write!(f, "smtpd: cannot read {file}: {reason}"),
+            LoadError::Config(errors) => write!(f, "{errors}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// The state directory: `/var/spool/smtpd` for root, else `$XDG_STATE_HOME/smtpd` or
+/// `~/.local/state/smtpd` (XDG Base Directory Specification).
+pub fn default_state_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    state_dir_for(
+        euid,
+        std::env::var_os("XDG_STATE_HOME"),
+        std::env::var_os("HOME"),
+    )
+}
+
+/// [`default_state_dir`] for a given user id and environment, for tests.
+pub fn state_dir_for(
+    euid: u32,
+    xdg_state_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> PathBuf {
+    if euid == 0 {
+        return PathBuf::from("/var/spool/smtpd");
+    }
+    match (xdg_state_home, home) {
+        (Some(x), _) if Path::new(&x).is_absolute() => PathBuf::from(x).join("smtpd"),
+        (_, Some(h)) if !h.is_empty() => PathBuf::from(h).join(".local/state/smtpd"),
+        _ => PathBuf::from("/tmp/smtpd-state"),
+    }
+}
+
+/// Loads `file` (or the built-in configuration when `None`) with command-line macros,
+/// which win over the file's and over the computed `state_dir`.
+///
+/// # Errors
+///
+/// [`LoadError::Read`] when the main file cannot be read, [`LoadError::Config`] with every
+/// error of the configuration otherwise.
+pub fn load(file: Option<&Path>, cmdline_macros: &[(String, String)]) -> Result<Loaded, LoadError> {
+    let state_dir = cmdline_macros
+        .iter()
+        .find(|(k, _)| k == "state_dir")
+        .map(|(_, v)| PathBuf::from(v))
+        .unwrap_or_else(default_state_dir);
+    let mut macros = cmdline_macros.to_vec();
+    macros.push((
+        "state_dir".to_string(),
+        state_dir.to_string_lossy().into_owned(),
+    ));
+    let (text, file_name, base) = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| LoadError::Read {
+                file: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            (text, path.display().to_string(), base)
+        }
+        None => (
+            DEFAULT_CONFIG.to_string(),
+            DEFAULT_NAME.to_string(),
+            PathBuf::from("/"),
+        ),
+    };
+    let mut loader = |name: &str| -> Result<String, String> {
+        let path = base.join(name);
+        std::fs::read_to_string(&path).map_err(|e| e.to_string())
+    };
+    let config = parse(&text, &file_name, &macros, &mut loader).map_err(LoadError::Config)?;
+    Ok(Loaded {
+        config,
+        file_name,
+        state_dir,
+        builtin: file.is_none(),
+    })
+}
