@@ -10,6 +10,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::command::CommandError;
 
 mod syntax;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use syntax::{is_atext, path_body, path_end, PathBody};
 

@@ -5,6 +5,26 @@ use bytes::{BufMut, BytesMut};
 use super::Command;
 
 impl Command {
+    /// The verb, upper-case, as written on the wire (for logs and statistics).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::Helo(_) => "HELO",
+            Command::Ehlo(_) => "EHLO",
+            Command::Mail(..) => "MAIL",
+            Command::Rcpt(..) => "RCPT",
+            Command::Data => "DATA",
+            Command::Bdat { .. } => "BDAT",
+            Command::Rset => "RSET",
+            Command::Noop => "NOOP",
+            Command::Quit => "QUIT",
+            Command::Vrfy(_) => "VRFY",
+            Command::Expn(_) => "EXPN",
+            Command::Help(_) => "HELP",
+            Command::StartTls => "STARTTLS",
+            Command::Auth { .. } => "AUTH",
+        }
+    }
+
     /// Appends the command line and its CRLF to `out`; `parse` of the line without
     /// the CRLF gives back an equal command.
     pub fn render(&self, out: &mut BytesMut) {

@@ -9,6 +9,7 @@ use crate::params::{MailParams, RcptParams};
 quickcheck! {
     fn command_render_then_parse_is_identity(cmd: Command) -> bool {
         let line = render_command(&cmd);
+        assert!(line.starts_with(cmd.verb().as_bytes()));
         command::parse(line, &ParseOptions { smtputf8: true }) == Ok(cmd)
     }
 
