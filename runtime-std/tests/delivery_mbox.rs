@@ -207,3 +207,40 @@ fn concurrent_threads_never_interleave_messages() {
         assert!(lines.all(|l| l == first), "interleaved message");
     }
 }
+
+#[test]
+fn symlinks_are_refused_and_mailboxes_are_created_for_the_user() {
+    let dir = TempDir::new("symlink");
+    let target = dir.path().join("target");
+    std::fs::write(&target, b"precious").unwrap();
+    let link = dir.path().join("alice");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let outcome = mbox::deliver(
+        &link,
+        "b@x",
+        SystemTime::now(),
+        &mut &b"x\n"[..],
+        Duration::from_secs(1),
+    );
+    assert!(
+        matches!(outcome, DeliveryOutcome::TempFail(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+    assert!(
+        mbox::create_mailbox(&link, 1, 1).is_ok(),
+        "an existing entry is left alone"
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = if uid == 0 { (65534, 65534) } else { (uid, gid) };
+    let fresh = dir.path().join("bob");
+    mbox::create_mailbox(&fresh, uid, gid).unwrap();
+    let meta = std::fs::metadata(&fresh).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o777, meta.len()),
+        (uid, gid, 0o600, 0)
+    );
+}

@@ -18,8 +18,10 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Append `message` from envelope sender `sender` (empty for a bounce, written as
-/// `MAILER-DAEMON`) to the mbox at `path` (created 0600 if missing), waiting at most
-/// `lock_timeout` for the lock.
+/// `MAILER-DAEMON`) to the mbox at `path` (created 0600 if missing; a symbolic link or
+/// anything but a regular file is refused), waiting at most `lock_timeout` for the lock.
+/// Run it as the recipient; when the spool directory (`/var/mail`) is not writable by
+/// users, create the mailbox first with [`create_mailbox`] as root.
 pub fn deliver(
     path: &Path,
     sender: &str,
@@ -32,11 +34,17 @@ pub fn deliver(
         .append(true)
         .create(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
     {
         Ok(file) => file,
         Err(e) => return DeliveryOutcome::from_io(&context, &e),
     };
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return DeliveryOutcome::TempFail(format!("{context}: not a regular file")),
+        Err(e) => return DeliveryOutcome::from_io(&context, &e),
+    }
     if let Err(e) = lock(&file, lock_timeout) {
         return DeliveryOutcome::from_io(&context, &e);
     }
@@ -56,6 +64,23 @@ pub fn deliver(
         }
     }
     // The lock goes away with the file description when `file` is dropped.
+}
+
+/// As root, create the mailbox `path` for user `uid`/`gid` (mode 0600) if it does not
+/// exist, so that the delivery itself can run as the user, as mail.local(8) does. An
+/// existing file is left alone; a symbolic link is never followed.
+pub fn create_mailbox(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path);
+    match created {
+        Ok(file) => std::os::unix::fs::fchown(&file, Some(uid), Some(gid)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn append(
