@@ -1,0 +1,1 @@
+//! Deterministic simulation of a client, the session and a slow engine (seeded).
