@@ -258,6 +258,8 @@ impl DotReader {
 pub struct DotStuffer {
     at_line_start: bool,
     after_cr: bool,
+    /// Nothing was pushed yet, or the content so far ends with CRLF.
+    after_crlf: bool,
 }
 
 impl Default for DotStuffer {
@@ -265,6 +267,7 @@ impl Default for DotStuffer {
         DotStuffer {
             at_line_start: true,
             after_cr: false,
+            after_crlf: true,
         }
     }
 }
@@ -287,7 +290,13 @@ impl DotStuffer {
                 None => (chunk, &[][..]),
             };
             out.extend_from_slice(line);
+            let before_last = match line.len() {
+                0 => None,
+                1 => Some(self.after_cr),
+                n => Some(line.get(n - 2) == Some(&b'\r')),
+            };
             self.at_line_start = line.last() == Some(&b'\n');
+            self.after_crlf = self.at_line_start && before_last == Some(true);
             self.after_cr = line.last() == Some(&b'\r');
             chunk = rest;
         }
@@ -295,7 +304,8 @@ impl DotStuffer {
 
     /// Ends the body: adds a CRLF if the content did not end with one, then `.` CRLF.
     pub fn finish(&mut self, out: &mut BytesMut) {
-        if !self.at_line_start {
+        // The end marker must follow a real CRLF (a bare LF does not end a line).
+        if !self.after_crlf {
             out.extend_from_slice(if self.after_cr { b"\n" } else { b"\r\n" });
         }
         out.extend_from_slice(b".\r\n");

@@ -42,7 +42,6 @@ impl ServerSession {
             }
             Pending::Rcpt => {
                 if let Some(txn) = self.txn.as_mut() {
-                    txn.asking = txn.asking.saturating_sub(1);
                     if positive {
                         txn.accepted = txn.accepted.saturating_add(1);
                     }

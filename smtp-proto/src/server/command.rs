@@ -116,7 +116,7 @@ impl ServerSession {
                     return self.reply_or_refuse(refusal);
                 }
                 if let Some(txn) = self.txn.as_mut() {
-                    txn.asking = txn.asking.saturating_add(1);
+                    txn.asked = txn.asked.saturating_add(1);
                 }
                 self.ask(
                     Question::RcptTo { path, params },
@@ -238,7 +238,7 @@ impl ServerSession {
         if any && (!greeted.esmtp || !self.config.extensions.dsn) {
             return Some(render::PARAM_NOT_ADVERTISED);
         }
-        if txn.accepted.saturating_add(txn.asking) >= self.config.limits.recipients {
+        if txn.asked >= self.config.limits.recipients {
             return Some(render::TOO_MANY_RECIPIENTS);
         }
         None

@@ -98,6 +98,8 @@ pub struct ServerSession {
     /// A positive `DataStart` began a body whose end (`EndOfMessage` or `BodyAborted`)
     /// the engine has not been told yet.
     body_open: bool,
+    /// Too many errors: the session reads nothing more and closes once answered.
+    closing: bool,
 }
 
 impl ServerSession {
@@ -122,6 +124,7 @@ impl ServerSession {
             shutdown: false,
             peer_closed: false,
             body_open: false,
+            closing: false,
             config,
         };
         let greeting = format!(
@@ -285,6 +288,7 @@ impl ServerSession {
                 }
             }
         }
+        self.close_when_answered();
         if self.peer_closed && self.pipeline.waiting() == 0 {
             // Everything complete has been read and answered; what is left is a partial
             // line or an unfinished body, which the closed peer can never complete.
@@ -294,7 +298,7 @@ impl ServerSession {
 
     /// Reads one command or AUTH line if the pipeline lets us; false when stuck.
     fn read_line(&mut self, now: Instant) -> bool {
-        if self.pipeline.is_parked() {
+        if self.pipeline.is_parked() || self.closing {
             return false;
         }
         if self.shutdown && self.pipeline.waiting() == 0 {
@@ -404,16 +408,20 @@ impl ServerSession {
     fn count_error(&mut self) {
         self.errors = self.errors.saturating_add(1);
         if self.errors >= self.config.limits.errors {
+            // Read nothing more; the 421 follows the replies still waiting for answers.
+            self.closing = true;
+            self.close_when_answered();
+        }
+    }
+
+    fn close_when_answered(&mut self) {
+        if self.closing && self.pipeline.waiting() == 0 {
             let text = format!(
                 "{} Too many errors, closing connection",
                 self.config.hostname
             );
-            self.close_with(
-                421,
-                EnhancedStatus::new(4, 7, 0),
-                &text,
-                CloseReason::TooManyErrors,
-            );
+            let status = EnhancedStatus::new(4, 7, 0);
+            self.close_with(421, status, &text, CloseReason::TooManyErrors);
         }
     }
 

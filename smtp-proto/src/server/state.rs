@@ -88,8 +88,9 @@ pub(super) struct Transaction {
     pub(super) binary: bool,
     /// Recipients accepted.
     pub(super) accepted: usize,
-    /// RCPT questions in flight.
-    pub(super) asking: usize,
+    /// RCPT questions asked, answered or not: the recipient limit counts these, so the
+    /// verdict does not depend on how many were in flight at once.
+    pub(super) asked: usize,
     /// The body so far.
     pub(super) body: BodyStage,
 }
@@ -101,7 +102,7 @@ impl Transaction {
             smtputf8,
             binary,
             accepted: 0,
-            asking: 0,
+            asked: 0,
             body: BodyStage::None,
         }
     }
