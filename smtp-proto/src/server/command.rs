@@ -273,6 +273,9 @@ impl ServerSession {
             self.check_body(true)
         };
         if let Some(reply) = refusal {
+            // RFC 3030 §2: a refused chunk fails the transaction; the client may start
+            // the next one without RSET.
+            self.reset_transaction();
             self.skip_chunk(size, last, ChunkFate::Refuse(reply));
             return self.count_error();
         }
