@@ -1,7 +1,7 @@
 //! Delivery status notifications (RFC 3464): bounces and delay notices.
 //!
-//! The scheduler decides *when* a report is due ([`Report`] in its `Bounce` and
-//! `DelayNotice` actions); [`compose`] writes the report message itself: a
+//! The scheduler decides *when* a report is due ([`Report`] in its `Bounce`,
+//! `DelayNotice` and `SuccessNotice` actions); [`compose`] writes the report message itself: a
 //! `multipart/report; report-type=delivery-status` (RFC 6522) with a human-readable part,
 //! a `message/delivery-status` part (RFC 3464 §2) and the original message or its header
 //! (RFC 3461 §4.3 `RET=`). The runtime queues it as a new message from the null sender
@@ -26,6 +26,9 @@ pub enum ReportKind {
     Failure,
     /// Delivery is late and still being tried: `Action: delayed`.
     Delay,
+    /// Delivered, as the sender asked with `NOTIFY=SUCCESS`: `Action: delivered` for a
+    /// local delivery, `relayed` for a relay (the next hop may not report further).
+    Success,
 }
 
 /// A report to send to one message's sender about some of its recipients.
@@ -67,10 +70,12 @@ const EXPIRED: EnhancedStatus = EnhancedStatus::new(5, 4, 7);
 
 /// The status reported for one envelope, of the class the report kind requires.
 fn status_of(kind: ReportKind, e: &Envelope) -> EnhancedStatus {
-    if kind == ReportKind::Failure && e.state == EnvelopeState::Expired {
-        return EXPIRED;
-    }
-    let class = if kind == ReportKind::Failure { 5 } else { 4 };
+    let class = match kind {
+        ReportKind::Failure if e.state == EnvelopeState::Expired => return EXPIRED,
+        ReportKind::Failure => 5,
+        ReportKind::Delay => 4,
+        ReportKind::Success => return EnhancedStatus::new(2, 0, 0),
+    };
     match &e.last_error {
         Some(f) => EnhancedStatus::new(class, f.status.subject, f.status.detail),
         None => EnhancedStatus::new(class, 0, 0),
@@ -83,6 +88,9 @@ fn status_text(s: EnhancedStatus) -> String {
 
 /// Why one recipient is reported, in words, for the human-readable part.
 fn reason_of(kind: ReportKind, e: &Envelope) -> String {
+    if kind == ReportKind::Success {
+        return action_of(kind, e).into();
+    }
     let last = e
         .last_error
         .as_ref()
@@ -94,7 +102,17 @@ fn reason_of(kind: ReportKind, e: &Envelope) -> String {
         (ReportKind::Failure, EnvelopeState::Expired, None) => "delivery time expired".into(),
         (_, _, Some(t)) => t,
         (ReportKind::Failure, _, None) => "delivery failed".into(),
-        (ReportKind::Delay, _, None) => "not delivered yet".into(),
+        (_, _, None) => "not delivered yet".into(),
+    }
+}
+
+/// The `Action:` of one recipient (RFC 3464 §2.3.3).
+fn action_of(kind: ReportKind, e: &Envelope) -> &'static str {
+    match kind {
+        ReportKind::Failure => "failed",
+        ReportKind::Delay => "delayed",
+        ReportKind::Success if e.delivery.is_local() => "delivered",
+        ReportKind::Success => "relayed",
     }
 }
 
@@ -146,6 +164,10 @@ fn human_part(report: &Report, host: &str) -> String {
             }
             s.push_str("\r\n");
         }
+        ReportKind::Success => s.push_str(
+            "Your message was delivered to the recipients below, as you asked\r\n\
+             to be told. Its header is attached.\r\n\r\n",
+        ),
     }
     for e in &report.envelopes {
         s.push_str(&format!(
@@ -181,17 +203,17 @@ fn status_part(report: &Report, host: &str) -> String {
             "Final-Recipient: rfc822; {}\r\n",
             one_line_ascii(&e.recipient, MAX_NAME)
         ));
-        let action = if report.kind == ReportKind::Failure {
-            "failed"
-        } else {
-            "delayed"
-        };
-        s.push_str(&format!("Action: {action}\r\n"));
+        s.push_str(&format!("Action: {}\r\n", action_of(report.kind, e)));
         s.push_str(&format!(
             "Status: {}\r\n",
             status_text(status_of(report.kind, e))
         ));
-        if let Some(f) = &e.last_error {
+        // After a success, the last error is an old temporary one: not worth reporting.
+        let last_error = e
+            .last_error
+            .as_ref()
+            .filter(|_| report.kind != ReportKind::Success);
+        if let Some(f) = last_error {
             if let Some(mta) = &f.remote_mta {
                 s.push_str(&format!(
                     "Remote-MTA: dns; {}\r\n",
@@ -222,13 +244,14 @@ fn status_part(report: &Report, host: &str) -> String {
 /// Writes the report message for `report`, ready to be queued from `<>` to its sender.
 ///
 /// `original` is the reported message as stored (header and body, or at least its
-/// header). It is returned whole as `message/rfc822` when the sender did not ask for
-/// `RET=HDRS`, it is 7-bit clean and at most [`MAX_RETURNED_MESSAGE`] bytes; otherwise its
+/// header). A failure report returns it whole as `message/rfc822` when the sender did not
+/// ask for `RET=HDRS` (RET is about failures, RFC 3461 §4.3), it is 7-bit clean and at most [`MAX_RETURNED_MESSAGE`] bytes; otherwise its
 /// header section is returned as `text/rfc822-headers` (RFC 6522 §4), with any 8-bit
 /// bytes replaced, so the whole report is 7-bit with CRLF line ends.
 pub fn compose(report: &Report, ctx: &BounceContext<'_>, original: &[u8]) -> Vec<u8> {
     let host = one_line_ascii(ctx.hostname, MAX_NAME);
-    let return_full = report.envelopes.first().is_none_or(|e| e.return_full());
+    let return_full = report.kind == ReportKind::Failure
+        && report.envelopes.first().is_none_or(|e| e.return_full());
     let full = return_full && original.len() <= MAX_RETURNED_MESSAGE && is_7bit(original);
     let returned = if full {
         original
@@ -240,6 +263,7 @@ pub fn compose(report: &Report, ctx: &BounceContext<'_>, original: &[u8]) -> Vec
     let subject = match report.kind {
         ReportKind::Failure => "Delivery status notification: error",
         ReportKind::Delay => "Delivery status notification: delay",
+        ReportKind::Success => "Delivery status notification: success",
     };
     let mut out = Vec::with_capacity(returned.len().saturating_add(4096));
     let head = format!(

@@ -204,3 +204,29 @@ fn prop_reports_are_always_wire_clean() {
         .tests(500)
         .quickcheck(prop as fn(Vec<u8>, String, String, String, bool) -> bool);
 }
+
+#[test]
+fn success_report_returns_the_header_only() {
+    let mut a = envelope(1, EnvelopeState::InFlight, "451 earlier failure");
+    a.dsn.ret = Some(Ret::Full);
+    let mut b = envelope(2, EnvelopeState::InFlight, "451 earlier failure");
+    b.delivery = DeliveryKind::Local {
+        user: "bob".into(),
+        method: "maildir".into(),
+    };
+    let msg = compose(&report(ReportKind::Success, vec![a, b]), &ctx(), ORIGINAL);
+    assert_wire_clean(&msg);
+    let text = String::from_utf8(msg).unwrap();
+    assert!(text.contains("Subject: Delivery status notification: success\r\n"));
+    assert!(text.contains(
+        "Final-Recipient: rfc822; rcpt1@example.net\r\nAction: relayed\r\nStatus: 2.0.0\r\n"
+    ));
+    assert!(text.contains(
+        "Final-Recipient: rfc822; rcpt2@example.net\r\nAction: delivered\r\nStatus: 2.0.0\r\n"
+    ));
+    assert!(text.contains("<orig2@example.net>: delivered\r\n"));
+    assert!(!text.contains("Diagnostic-Code"));
+    assert!(!text.contains("earlier failure"));
+    assert!(text.contains("Content-Type: text/rfc822-headers\r\n"));
+    assert!(!text.contains("body line"));
+}

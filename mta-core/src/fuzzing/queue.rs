@@ -49,6 +49,8 @@ struct Fate {
     kind_local: bool,
     expires: u64,
     wants_report: bool,
+    wants_success: bool,
+    success_reported: bool,
     last_deliver: Option<UnixTime>,
     tries: u32,
     in_flight: bool,
@@ -137,6 +139,24 @@ impl Sim {
                         f.bounced = true;
                     }
                 }
+                Action::SuccessNotice(report) => {
+                    assert!(
+                        !report.sender.is_empty(),
+                        "success notice to the null sender"
+                    );
+                    for e in &report.envelopes {
+                        let f = self
+                            .fates
+                            .get_mut(&e.id)
+                            .expect("report of a known envelope");
+                        assert!(
+                            f.delivered && f.wants_success,
+                            "success notice without success"
+                        );
+                        assert!(!f.success_reported, "two success notices for one delivery");
+                        f.success_reported = true;
+                    }
+                }
                 Action::DelayNotice(report) => {
                     assert!(!report.sender.is_empty(), "delay notice to the null sender");
                 }
@@ -207,6 +227,11 @@ fn make_envelopes(script: &mut Script<'_>, now: UnixTime) -> Vec<Envelope> {
                     failure: true,
                     delay: false,
                 }),
+                2 => Some(Notify {
+                    success: true,
+                    failure: true,
+                    delay: true,
+                }),
                 _ => None,
             };
             let state = match script.below(8) {
@@ -276,6 +301,7 @@ pub fn scheduler(data: &[u8]) {
                 kind_local: e.delivery.is_local(),
                 expires: e.expires.as_millis(),
                 wants_report: e.wants_failure_report(),
+                wants_success: e.wants_success_report(),
                 ..Fate::default()
             },
         );
@@ -340,6 +366,11 @@ pub fn scheduler(data: &[u8]) {
     for (id, f) in &sim.fates {
         assert_eq!(f.removed, 1, "{id} removed {} times", f.removed);
         let ends = [f.delivered, f.bounced, f.dropped, f.control_removed];
+        assert_eq!(
+            f.success_reported,
+            f.delivered && f.wants_success,
+            "{id} success notice"
+        );
         assert_eq!(
             ends.iter().filter(|&&x| x).count(),
             1,

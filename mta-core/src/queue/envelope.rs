@@ -165,6 +165,12 @@ impl Envelope {
         !self.is_bounce() && self.dsn.notify.is_none_or(|n| n.delay)
     }
 
+    /// True when the sender asked for a report of the delivery (RFC 3461 §4.1
+    /// `NOTIFY=SUCCESS`; never by default).
+    pub fn wants_success_report(&self) -> bool {
+        !self.is_bounce() && self.dsn.notify.is_some_and(|n| n.success)
+    }
+
     /// True when the sender asked for the full message in reports (the default).
     pub fn return_full(&self) -> bool {
         self.dsn.ret != Some(Ret::Headers)

@@ -19,7 +19,9 @@
 //! [`SchedulerConfig::bounce_window`], followed by their `Remove`s. A failure of an
 //! envelope from the null sender `<>` (or of a report) is never reported: it is removed
 //! with an [`Event::Dropped`]. A long delay is reported once per entry of
-//! [`SchedulerConfig::warn_intervals`] with an [`Action::DelayNotice`].
+//! [`SchedulerConfig::warn_intervals`] with an [`Action::DelayNotice`], and a delivery
+//! is reported with an [`Action::SuccessNotice`] when the sender asked for it
+//! (`NOTIFY=SUCCESS`, RFC 3461 §4.1).
 
 mod retry;
 #[cfg(test)]
@@ -173,6 +175,9 @@ pub enum Action {
     Bounce(Report),
     /// Queue this delay report as a new message from `<>` to the sender.
     DelayNotice(Report),
+    /// Queue this delivery report (`NOTIFY=SUCCESS`) as a new message from `<>` to the
+    /// sender.
+    SuccessNotice(Report),
     /// Delete this envelope from the spool (and the message once it has no envelopes).
     Remove(EnvelopeId),
     /// Log this.
@@ -421,7 +426,11 @@ impl Scheduler {
         }
         match outcome {
             Outcome::Delivered => {
-                self.envelopes.remove(&id);
+                if let Some(entry) = self.envelopes.remove(&id) {
+                    if entry.envelope.wants_success_report() {
+                        self.collect(ReportKind::Success, entry.envelope, now);
+                    }
+                }
                 self.actions.push_back(Action::Remove(id));
             }
             Outcome::PermFail(failure) => {
@@ -647,6 +656,7 @@ impl Scheduler {
                     }
                 }
                 ReportKind::Delay => self.actions.push_back(Action::DelayNotice(report)),
+                ReportKind::Success => self.actions.push_back(Action::SuccessNotice(report)),
             }
         }
     }

@@ -515,3 +515,45 @@ fn simulation_with_long_temp_failures() {
     data.extend(std::iter::repeat_n(5u8, 4000));
     crate::fuzzing::queue::scheduler(&data);
 }
+
+#[test]
+fn success_notice_when_asked() {
+    let mut s = Scheduler::new(SchedulerConfig::default());
+    let mut a = env(A);
+    a.dsn.notify = Some(Notify {
+        success: true,
+        failure: true,
+        delay: false,
+    });
+    s.handle(Input::EnvelopeQueued(Box::new(a)), t(0)).unwrap();
+    s.handle(Input::EnvelopeQueued(Box::new(env(B))), t(0))
+        .unwrap();
+    drain(&mut s);
+    s.handle(
+        Input::DeliveryResult {
+            id: id(A),
+            outcome: Outcome::Delivered,
+        },
+        t(1),
+    )
+    .unwrap();
+    s.handle(
+        Input::DeliveryResult {
+            id: id(B),
+            outcome: Outcome::Delivered,
+        },
+        t(1),
+    )
+    .unwrap();
+    assert_eq!(
+        drain(&mut s),
+        [Action::Remove(id(A)), Action::Remove(id(B))]
+    );
+    assert!(s.is_empty());
+    assert_eq!(s.poll_timeout(), Some(t(11)));
+    s.handle(Input::Tick, t(11)).unwrap();
+    let a = drain(&mut s);
+    assert!(
+        matches!(&a[..], [Action::SuccessNotice(r)] if r.kind == ReportKind::Success && r.envelopes.len() == 1 && r.envelopes[0].id == id(A))
+    );
+}
