@@ -22,6 +22,33 @@
 //! [`SchedulerConfig::warn_intervals`] with an [`Action::DelayNotice`], and a delivery
 //! is reported with an [`Action::SuccessNotice`] when the sender asked for it
 //! (`NOTIFY=SUCCESS`, RFC 3461 §4.1).
+//!
+//! A runtime's loop, in outline:
+//!
+//! ```
+//! use mta_core::scheduler::{Action, Input, Outcome, Scheduler};
+//! use mta_core::time::UnixTime;
+//!
+//! fn drive(scheduler: &mut Scheduler, now: UnixTime) -> Option<UnixTime> {
+//!     while let Some(action) = scheduler.poll_action() {
+//!         match action {
+//!             // Start the delivery; its end comes back later as a DeliveryResult.
+//!             Action::Deliver(envelope) => {
+//!                 let outcome = Outcome::Delivered;
+//!                 scheduler.handle(Input::DeliveryResult { id: envelope.id, outcome }, now).ok()?;
+//!             }
+//!             // Rewrite the record with mta_core::queue::encode.
+//!             Action::Update(_envelope) => {}
+//!             // Compose with mta_core::bounce::compose and queue it from <>, then remove.
+//!             Action::Bounce(_) | Action::DelayNotice(_) | Action::SuccessNotice(_) => {}
+//!             Action::Remove(_id) => {}
+//!             Action::Event(_event) => {}
+//!         }
+//!     }
+//!     // Sleep until then (or until a delivery ends), then feed Input::Tick.
+//!     scheduler.poll_timeout()
+//! }
+//! ```
 
 mod retry;
 #[cfg(test)]
