@@ -11,8 +11,7 @@ use super::model::{
 use super::parser::{PErr, Parser, Toks};
 use super::validate::Shape;
 use super::values::{
-    inline_table, listen_address, parse_table_file, raw, read_duration, read_number, read_port,
-    size,
+    inline_table, listen_address, raw, read_duration, read_number, read_port, size,
 };
 use crate::table::{Table, TableSource};
 
@@ -152,18 +151,8 @@ impl Parser<'_> {
                     format!("cannot read table file \"{path}\": {why}"),
                 )
             })?;
-            let entries = parse_table_file(&text).map_err(|(line, msg)| {
-                (
-                    at.0,
-                    at.1,
-                    format!("in table file \"{path}\" line {line}: {msg}"),
-                )
-            })?;
-            Table {
-                name: name.clone(),
-                source: TableSource::File(path),
-                entries,
-            }
+            Table::parse_file(&name, &path, &text)
+                .map_err(|e| (at.0, at.1, format!("in table file \"{path}\" {e}")))?
         };
         toks.done()?;
         self.config.tables.insert(name, table);

@@ -44,4 +44,6 @@ pub fn parse(
 }
 
 #[cfg(test)]
+mod arbitrary;
+#[cfg(test)]
 mod tests;

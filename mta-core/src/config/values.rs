@@ -287,36 +287,3 @@ pub(crate) fn inline_table(toks: &mut Toks<'_>, after: &str) -> Result<TableEntr
         )),
     }
 }
-
-/// Parses the text of a `file:` table (table(5)): one value per line for a list, `key
-/// value` (whitespace, `:` not needed) per line for a map; `#` comments and blank lines
-/// are skipped. The error is the 1-based line of the first inconsistent entry.
-pub(crate) fn parse_table_file(text: &str) -> Result<TableEntries, (u32, String)> {
-    let mut list = Vec::new();
-    let mut map = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let n = u32::try_from(i).unwrap_or(u32::MAX).saturating_add(1);
-        let content = line.split('#').next().unwrap_or("").trim();
-        if content.is_empty() {
-            continue;
-        }
-        let mut parts = content.splitn(2, char::is_whitespace);
-        let key = parts.next().unwrap_or("").to_string();
-        let value = parts.next().map(str::trim).filter(|v| !v.is_empty());
-        match value {
-            Some(v) if list.is_empty() => map.push((key, v.to_string())),
-            None if map.is_empty() => list.push(key),
-            _ => {
-                return Err((
-                    n,
-                    "a table holds either values or key-value pairs, not both".into(),
-                ))
-            }
-        }
-    }
-    if map.is_empty() {
-        Ok(TableEntries::List(list))
-    } else {
-        Ok(TableEntries::Map(map))
-    }
-}
