@@ -311,7 +311,7 @@ pub fn scheduler(data: &[u8]) {
     }
     let ids: Vec<EnvelopeId> = sim.fates.keys().copied().collect();
     let mut paused = false;
-    for _ in 0..20_000 {
+    for _ in 0..100_000 {
         sim.drain(&mut script);
         // Now and then, a control command.
         let control = match script.below(16) {
