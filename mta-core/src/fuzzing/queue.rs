@@ -274,6 +274,26 @@ fn make_envelopes(script: &mut Script<'_>, now: UnixTime) -> Vec<Envelope> {
 /// `<>`, never two bounces for one failure, and every envelope ends exactly once:
 /// delivered, bounced, dropped, or removed by control.
 pub fn scheduler(data: &[u8]) {
+    simulate(data);
+}
+
+/// What a simulation run came to, so tests can check that a script reached deep.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Summary {
+    /// Envelopes queued.
+    pub envelopes: usize,
+    /// Delivery attempts handed out.
+    pub attempts: u32,
+    /// Envelopes delivered.
+    pub delivered: usize,
+    /// Envelopes reported in a bounce.
+    pub bounced: usize,
+    /// Simulated time elapsed.
+    pub elapsed: Duration,
+}
+
+/// The body of [`scheduler`]: runs the simulation, checks it, and sums it up.
+pub fn simulate(data: &[u8]) -> Summary {
     let mut script = Script { data };
     let config = SchedulerConfig {
         max_inflight_local: 1 + usize::from(script.below(3)),
@@ -376,5 +396,12 @@ pub fn scheduler(data: &[u8]) {
             1,
             "{id} ended as {f:?}"
         );
+    }
+    Summary {
+        envelopes: sim.fates.len(),
+        attempts: sim.fates.values().map(|f| f.tries).sum(),
+        delivered: sim.fates.values().filter(|f| f.delivered).count(),
+        bounced: sim.fates.values().filter(|f| f.bounced).count(),
+        elapsed: sim.now.saturating_duration_since(start),
     }
 }

@@ -513,7 +513,17 @@ fn simulation_with_long_temp_failures() {
     // Every outcome a temporary failure: every envelope retries until it expires.
     let mut data = vec![1u8, 2, 42, 2, 2, 3];
     data.extend(std::iter::repeat_n(5u8, 4000));
-    crate::fuzzing::queue::scheduler(&data);
+    let summary = crate::fuzzing::queue::simulate(&data);
+    // Three messages of two relayed recipients; one expires after 1 h, two after 4 days.
+    assert_eq!(summary.envelopes, 6);
+    assert_eq!(summary.delivered, 0);
+    assert_eq!(summary.bounced, 6);
+    assert!(
+        summary.elapsed >= Duration::from_secs(4 * 86_400),
+        "{summary:?}"
+    );
+    // 400 s · n² capped at 4 h: 3 attempts in the first hour, about 28 in four days.
+    assert!(summary.attempts >= 2 * 3 + 4 * 25, "{summary:?}");
 }
 
 #[test]
