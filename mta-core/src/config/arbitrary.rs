@@ -389,22 +389,21 @@ fn filter(g: &mut Gen, c: &Config) -> Filter {
 }
 
 fn options(g: &mut Gen) -> GlobalOptions {
-    let mut o = GlobalOptions::default();
-    o.queue = QueueOptions {
+    let queue = QueueOptions {
         ttl: opt(g, delay),
         compression: bool::arbitrary(g),
         encryption: opt(g, |g| opt(g, non_empty_value)),
         path: opt(g, non_empty_value),
     };
-    o.bounce_warn_interval = (0..usize::arbitrary(g) % 5).map(|_| delay(g)).collect();
-    o.smtp = SmtpOptions {
+    let bounce_warn_interval = (0..usize::arbitrary(g) % 5).map(|_| delay(g)).collect();
+    let smtp = SmtpOptions {
         max_message_size: opt(g, u64::arbitrary),
         max_mails: opt(g, u64::arbitrary),
         max_rcpt: opt(g, u64::arbitrary),
         sub_addr_delim: opt(g, |g| pick(g, &['+', '-', '"', '\\', '#'])),
         ciphers: opt(g, non_empty_value),
     };
-    o.mta = MtaOptions {
+    let mta = MtaOptions {
         max_deferred: opt(g, u64::arbitrary),
         limits: (0..usize::arbitrary(g) % 3)
             .map(|_| MtaLimit {
@@ -416,18 +415,27 @@ fn options(g: &mut Gen) -> GlobalOptions {
         resolver: opt(g, non_empty_value),
         mx_port: opt(g, |g| u16::arbitrary(g).max(1)),
     };
-    o.srs = SrsOptions {
+    let srs = SrsOptions {
         key: opt(g, non_empty_value),
         backup_key: opt(g, non_empty_value),
         ttl: opt(g, delay),
     };
-    o.admd = opt(g, non_empty_value);
+    let admd = opt(g, non_empty_value);
+    let mut mda_wrappers = BTreeMap::new();
     if bool::arbitrary(g) {
-        o.mda_wrappers
-            .insert(pick(g, NAMES).into(), non_empty_value(g));
+        mda_wrappers.insert(pick(g, NAMES).into(), non_empty_value(g));
     }
-    o.control_socket = opt(g, non_empty_value);
-    o
+    let control_socket = opt(g, non_empty_value);
+    GlobalOptions {
+        queue,
+        bounce_warn_interval,
+        smtp,
+        mta,
+        srs,
+        admd,
+        mda_wrappers,
+        control_socket,
+    }
 }
 
 /// A configuration the parser accepts, built in declaration order.

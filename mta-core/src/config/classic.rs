@@ -13,8 +13,8 @@
 //! max-message-size SIZE (smtp max-message-size)
 //! ```
 //!
-//! Each `accept` line becomes an action named `classic-N` (N counts the classic rules from
-//! 1) plus a `match` rule using it; an inline `virtual { ... }` table becomes a table named
+//! Each `accept` line becomes an action named `classic-N` (where N counts the classic
+//! rules, the first being 1) plus a `match` rule using it; an inline `virtual { ... }` table becomes a table named
 //! `classic-N-virtual`. So a classic file and the equivalent modern file give the same
 //! rules up to the names of actions: compare them after [`Config::with_canonical_action_names`].
 

@@ -292,8 +292,8 @@ impl Parser<'_> {
         };
         toks.bump();
         Ok(match w.as_str() {
-            "from" => ("from", CriterionKind::From(self.from_criterion(toks)?)),
-            "for" => ("for", CriterionKind::For(self.for_criterion(toks)?)),
+            "from" => ("from", CriterionKind::From(self.source_criterion(toks)?)),
+            "for" => ("for", CriterionKind::For(self.target_criterion(toks)?)),
             "auth" => ("auth", CriterionKind::Auth(self.optional_table_match(toks, "auth")?)),
             "helo" => ("helo", CriterionKind::Helo(self.table_match(toks, "helo")?)),
             "mail-from" => ("mail-from", CriterionKind::MailFrom(self.table_match(toks, "mail-from")?)),
@@ -307,7 +307,7 @@ impl Parser<'_> {
         })
     }
 
-    fn from_criterion(&mut self, toks: &mut Toks<'_>) -> Result<FromCriterion, PErr> {
+    fn source_criterion(&mut self, toks: &mut Toks<'_>) -> Result<FromCriterion, PErr> {
         Ok(if toks.eat("any") {
             FromCriterion::Any
         } else if toks.eat("local") {
@@ -330,7 +330,7 @@ impl Parser<'_> {
         })
     }
 
-    fn for_criterion(&mut self, toks: &mut Toks<'_>) -> Result<ForCriterion, PErr> {
+    fn target_criterion(&mut self, toks: &mut Toks<'_>) -> Result<ForCriterion, PErr> {
         Ok(if toks.eat("any") {
             ForCriterion::Any
         } else if toks.eat("local") {

@@ -33,7 +33,7 @@ pub(crate) fn duration(s: &str) -> Option<Duration> {
 pub(crate) fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
     for (unit, mult) in [('d', 86_400), ('h', 3600), ('m', 60)] {
-        if s != 0 && s % mult == 0 {
+        if s != 0 && s.checked_rem(mult) == Some(0) {
             return format!("{}{unit}", s / mult);
         }
     }
@@ -65,7 +65,7 @@ pub(crate) fn size(s: &str) -> Option<u64> {
 /// Prints a size with the largest binary suffix that divides it exactly.
 pub(crate) fn format_size(n: u64) -> String {
     for (unit, shift) in [('T', 40), ('G', 30), ('M', 20), ('K', 10)] {
-        if n != 0 && n % (1u64 << shift) == 0 {
+        if n != 0 && n.checked_rem(1u64 << shift) == Some(0) {
             return format!("{}{unit}", n >> shift);
         }
     }
