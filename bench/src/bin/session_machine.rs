@@ -90,7 +90,7 @@ fn stuffed_body(size: usize) -> Vec<u8> {
     let mut body = Vec::with_capacity(size + 100);
     let mut n = 0u64;
     while body.len() < size {
-        if n % 16 == 0 {
+        if n.is_multiple_of(16) {
             body.extend_from_slice(b"..");
         }
         let line = format!(
