@@ -44,7 +44,7 @@ pub enum ExpandMisuse {
 /// Where the machine stopped to wait for an answer.
 #[derive(Debug)]
 enum Parked {
-    User(Node),
+    User(Node, String),
     Forward(Node, LocalUser),
     Include(Node),
 }
@@ -105,7 +105,9 @@ impl Expander {
             return Err(ExpandMisuse::UnexpectedAnswer(id));
         }
         match (parked, answer) {
-            (Parked::User(node), Answer::User(lookup)) => self.user_answer(node, lookup),
+            (Parked::User(node, name), Answer::User(lookup)) => {
+                self.user_answer(node, name, lookup)
+            }
             (Parked::Forward(node, user), Answer::File(file)) => {
                 self.forward_answer(node, user, file)
             }
@@ -259,15 +261,12 @@ impl Expander {
             self.push_targets(&node.with_dest(&address), targets, Origin::Alias);
             return Ok(());
         }
-        let child = node
-            .with_dest(&join(user, domain))
-            .child(NodeKind::Username { name: user.into() }, Origin::Alias);
-        let child = Node {
-            depth: node.depth,
-            ..child
+        // The same target seen as its user part: no extra depth.
+        let as_user = Node {
+            kind: NodeKind::Username { name: user.into() },
+            ..node.with_dest(&join(user, domain))
         };
-        self.stack.push(child);
-        Ok(())
+        self.username(as_user, user)
     }
 
     /// An address that came out of an alias or forward: matched against the rules again.
@@ -327,23 +326,16 @@ impl Expander {
             };
             return self.with_user(node, user);
         }
-        self.ask(Question::User { name: lookup_name }, Parked::User(node));
+        self.ask(
+            Question::User {
+                name: lookup_name.clone(),
+            },
+            Parked::User(node, lookup_name),
+        );
         Ok(())
     }
 
-    fn user_answer(&mut self, node: Node, lookup: UserLookup) {
-        let name = match (
-            &node.kind,
-            self.action(&node.action)
-                .ok()
-                .and_then(|a| a.local.user.clone()),
-        ) {
-            (_, Some(user)) => user.to_ascii_lowercase(),
-            (NodeKind::Username { name }, None) => {
-                crate::table::pattern::strip_subaddress(name, self.delim()).to_ascii_lowercase()
-            }
-            _ => String::new(),
-        };
+    fn user_answer(&mut self, node: Node, name: String, lookup: UserLookup) {
         let result = match lookup {
             UserLookup::Found {
                 uid,
