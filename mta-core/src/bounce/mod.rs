@@ -15,7 +15,12 @@ pub use text::{count_received_headers, is_looping, MAX_RECEIVED_HEADERS};
 
 use smtp_proto::reply::EnhancedStatus;
 
-use crate::queue::{Envelope, EnvelopeState, MessageId, SplitMix64};
+use std::time::Duration;
+
+use crate::queue::{
+    DeliveryKind, DsnParams, Envelope, EnvelopeFlags, EnvelopeId, EnvelopeState, MessageId,
+    SplitMix64,
+};
 use crate::time::UnixTime;
 use text::{append_crlf_lines, header_section, is_7bit, one_line_ascii};
 
@@ -42,6 +47,45 @@ pub struct Report {
     pub sender: String,
     /// The envelopes reported on, as they stood (state, last error, tries).
     pub envelopes: Vec<Envelope>,
+}
+
+impl Report {
+    /// The envelope that carries this report to its sender: from the null sender `<>`,
+    /// flagged as a bounce so that its own failure is never reported (RFC 3461 §6.2,
+    /// RFC 5321 §4.5.5), with no DSN parameters. `id` is a fresh id of the report's own
+    /// message, `delivery` what the rules chose for the sender's address, `ttl` the queue
+    /// lifetime; listener, HELO and source name this host.
+    pub fn envelope(
+        &self,
+        id: EnvelopeId,
+        delivery: DeliveryKind,
+        now: UnixTime,
+        ttl: Duration,
+        hostname: &str,
+    ) -> Envelope {
+        Envelope {
+            id,
+            sender: None,
+            original_recipient: self.sender.clone(),
+            recipient: self.sender.clone(),
+            delivery,
+            dsn: DsnParams::default(),
+            created: now,
+            expires: now.saturating_add(ttl),
+            tries: 0,
+            last_try: None,
+            last_error: None,
+            warnings_sent: 0,
+            state: EnvelopeState::Pending,
+            flags: EnvelopeFlags {
+                bounce: true,
+                authenticated: false,
+            },
+            listener: String::new(),
+            helo: hostname.to_owned(),
+            source: "local".to_owned(),
+        }
+    }
 }
 
 /// What the report needs from outside the queue.

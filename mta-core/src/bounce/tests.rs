@@ -230,3 +230,28 @@ fn success_report_returns_the_header_only() {
     assert!(text.contains("Content-Type: text/rfc822-headers\r\n"));
     assert!(!text.contains("body line"));
 }
+
+#[test]
+fn report_envelope_is_never_reported_on() {
+    let r = report(
+        ReportKind::Failure,
+        vec![envelope(1, EnvelopeState::Failed, "550 no")],
+    );
+    let id = EnvelopeId::new(0x4444_4444_0000_0001).unwrap();
+    let relay = DeliveryKind::Relay {
+        action: "outbound".into(),
+    };
+    let now = UnixTime::from_secs(100);
+    let e = r.envelope(
+        id,
+        relay,
+        now,
+        std::time::Duration::from_secs(60),
+        "mail.example.org",
+    );
+    assert_eq!(e.sender, None);
+    assert_eq!(e.recipient, "alice@example.org");
+    assert_eq!(e.expires, UnixTime::from_secs(160));
+    assert!(e.is_bounce() && e.flags.bounce);
+    assert!(!e.wants_failure_report() && !e.wants_delay_report() && !e.wants_success_report());
+}
