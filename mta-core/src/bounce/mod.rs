@@ -51,7 +51,7 @@ pub struct Report {
 
 impl Report {
     /// The envelope that carries this report to its sender: from the null sender `<>`,
-    /// flagged as a bounce so that its own failure is never reported (RFC 3461 §6.2,
+    /// flagged as a bounce so that its own failure is never reported (RFC 3464 §2,
     /// RFC 5321 §4.5.5), with no DSN parameters. `id` is a fresh id of the report's own
     /// message, `delivery` what the rules chose for the sender's address, `ttl` the queue
     /// lifetime; listener, HELO and source name this host.
