@@ -133,10 +133,47 @@ fn run(spool: Spool, inbox: Receiver<Request>, max_batch: usize, counters: Arc<C
     }
 }
 
+/// A staged commit: the prepared message (if preparing worked), its result so far, and
+/// whom to tell.
+type StagedCommit = (Option<PreparedCommit>, io::Result<()>, CommitCompletion);
+
+/// Most threads that fsync the messages of one batch at the same time.
+const SYNC_THREADS: usize = 16;
+
+/// Fsync the contents of the messages not synced by their senders, on several threads at
+/// once: concurrent fsyncs share the file system's journal commits, where one thread
+/// would wait for one commit per message.
+fn sync_in_parallel(staged: &mut [StagedCommit]) {
+    let mut pending: Vec<(&mut PreparedCommit, &mut io::Result<()>)> = staged
+        .iter_mut()
+        .filter_map(|(prepared, result, _)| {
+            prepared
+                .as_mut()
+                .filter(|p| !p.is_synced())
+                .map(|p| (p, result))
+        })
+        .collect();
+    if pending.len() <= 1 {
+        for (prepared, result) in pending {
+            *result = prepared.sync_contents();
+        }
+        return;
+    }
+    let per_thread = pending.len().div_ceil(SYNC_THREADS);
+    thread::scope(|scope| {
+        for group in pending.chunks_mut(per_thread) {
+            scope.spawn(move || {
+                for (prepared, result) in group.iter_mut() {
+                    **result = prepared.sync_contents();
+                }
+            });
+        }
+    });
+}
+
 /// Sync and publish every message of the batch, fsync `queue/` once, then answer each.
 fn commit_batch(spool: &Spool, batch: Vec<Request>, counters: &Counters) {
-    let mut staged: Vec<(Option<PreparedCommit>, io::Result<()>, CommitCompletion)> =
-        Vec::with_capacity(batch.len());
+    let mut staged: Vec<StagedCommit> = Vec::with_capacity(batch.len());
     for Request { message, done } in batch {
         let prepared = match message {
             Staged::Written(message) => message.prepare().map(|mut prepared| {
@@ -150,8 +187,9 @@ fn commit_batch(spool: &Spool, batch: Vec<Request>, counters: &Counters) {
             Err(e) => staged.push((None, Err(e), done)),
         }
     }
+    sync_in_parallel(&mut staged);
     for (prepared, result, _) in &mut staged {
-        if let Some(prepared) = prepared {
+        if let (Some(prepared), Ok(())) = (prepared, &result) {
             if let Err(e) = prepared.sync_and_publish() {
                 *result = Err(e);
             }

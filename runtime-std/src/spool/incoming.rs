@@ -153,6 +153,11 @@ impl PreparedCommit {
         }
     }
 
+    /// Whether the contents are already fsynced.
+    pub(super) fn is_synced(&self) -> bool {
+        self.synced
+    }
+
     /// Fsync the files and directories (once; later calls do nothing).
     pub(super) fn sync_contents(&mut self) -> io::Result<()> {
         if self.synced {
