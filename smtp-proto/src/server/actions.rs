@@ -66,7 +66,9 @@ pub enum AuthMechanism {
 
 /// A policy question for the engine; the session waits for its [`Answer`] before it
 /// replies to the command (and before it reads commands that depend on it).
-#[derive(Clone, PartialEq, Eq, Debug)]
+///
+/// `Debug` never shows an AUTH password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Question {
     /// May this client greet with this identity (RFC 5321 §4.1.1.1)?
     Helo {
@@ -115,6 +117,49 @@ pub enum Question {
     Vrfy(Bytes),
     /// EXPN (RFC 5321 §3.5.2), asked only when the config lets the engine answer.
     Expn(Bytes),
+}
+
+impl std::fmt::Debug for Question {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Question::Helo { esmtp, identity } => f
+                .debug_struct("Helo")
+                .field("esmtp", esmtp)
+                .field("identity", identity)
+                .finish(),
+            Question::MailFrom { path, params } => f
+                .debug_struct("MailFrom")
+                .field("path", path)
+                .field("params", params)
+                .finish(),
+            Question::RcptTo { path, params } => f
+                .debug_struct("RcptTo")
+                .field("path", path)
+                .field("params", params)
+                .finish(),
+            Question::DataStart { chunking } => f
+                .debug_struct("DataStart")
+                .field("chunking", chunking)
+                .finish(),
+            Question::EndOfMessage { size } => {
+                f.debug_struct("EndOfMessage").field("size", size).finish()
+            }
+            Question::Auth {
+                mechanism,
+                authzid,
+                authcid,
+                ..
+            } => f
+                .debug_struct("Auth")
+                .field("mechanism", mechanism)
+                .field("authzid", authzid)
+                .field("authcid", authcid)
+                .field("password", &"<redacted>")
+                .finish(),
+            Question::Vrfy(what) => f.debug_tuple("Vrfy").field(what).finish(),
+            Question::Expn(what) => f.debug_tuple("Expn").field(what).finish(),
+        }
+    }
 }
 
 /// Why the session closed.

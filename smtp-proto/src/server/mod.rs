@@ -270,7 +270,16 @@ impl ServerSession {
     fn drive(&mut self, now: Instant) {
         loop {
             match self.mode {
-                Mode::Closed | Mode::TlsHandshake => return,
+                Mode::Closed => return,
+                Mode::TlsHandshake => {
+                    // Nothing can be said in plaintext any more; just hang up.
+                    if self.shutdown {
+                        self.close(CloseReason::Shutdown);
+                    } else if self.peer_closed {
+                        self.close(CloseReason::PeerClosed);
+                    }
+                    return;
+                }
                 Mode::Data(_) => {
                     if !self.read_data(now) {
                         break;

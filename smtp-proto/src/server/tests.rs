@@ -873,3 +873,88 @@ fn rejected_recipients_leave_no_valid_recipient() {
     h.answer(asks(&all)[0].0, reply(550, "no such user"));
     assert_eq!(h.say("DATA\r\n"), "554 5.5.1 No valid recipients\r\n");
 }
+
+#[test]
+fn auth_password_never_shows_in_debug() {
+    let question = Question::Auth {
+        mechanism: AuthMechanism::Plain,
+        authzid: Bytes::new(),
+        authcid: Bytes::from_static(b"joe"),
+        password: Bytes::from_static(b"hunter2"),
+    };
+    let shown = format!("{question:?}");
+    assert!(
+        shown.contains("joe") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn shutdown_or_peer_close_during_the_tls_handshake_hangs_up() {
+    let cfg = ServerConfig {
+        tls_available: true,
+        ..config()
+    };
+    let mut h = ehloed(cfg.clone());
+    h.say("STARTTLS\r\n");
+    assert_eq!(
+        h.input(Input::Shutdown),
+        vec![Action::Close(CloseReason::Shutdown)]
+    );
+    let mut h = ehloed(cfg);
+    h.say("STARTTLS\r\n");
+    assert_eq!(
+        h.input(Input::PeerClosed),
+        vec![Action::Close(CloseReason::PeerClosed)]
+    );
+}
+
+#[test]
+fn rset_between_bdat_chunks_aborts_the_body() {
+    let mut h = ehloed(config());
+    h.say("MAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\n");
+    let all = h.converse("BDAT 2\r\nxyRSET\r\n");
+    assert_eq!(body(&all), b"xy");
+    assert!(has(&all, &Action::BodyAborted { fault: None }));
+    assert_eq!(
+        text(&all),
+        "250 2.0.0 2 octets received\r\n250 2.0.0 Ok\r\n"
+    );
+}
+
+#[test]
+fn timers_follow_the_state() {
+    let mut h = ehloed(config());
+    // Waiting for the client: the idle timer only.
+    assert_eq!(
+        h.session.poll_timeout().unwrap() - h.now,
+        Duration::from_secs(300)
+    );
+    // Waiting for the engine's 354: the answer deadline (RFC 5321 4.5.3.2.4, 2 minutes).
+    h.say("MAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\n");
+    let all = h.feed("DATA\r\n");
+    assert_eq!(
+        h.session.poll_timeout().unwrap() - h.now,
+        Duration::from_secs(120)
+    );
+    h.answer(asks(&all)[0].0, reply(354, "go"));
+    // In the body: the data block timer.
+    assert_eq!(
+        h.session.poll_timeout().unwrap() - h.now,
+        Duration::from_secs(180)
+    );
+    let all = h.feed(".\r\n");
+    // Waiting for the final reply: 10 minutes.
+    assert_eq!(
+        h.session.poll_timeout().unwrap() - h.now,
+        Duration::from_secs(600)
+    );
+    h.answer(asks(&all)[0].0, reply(250, "queued"));
+    assert_eq!(
+        h.session.poll_timeout().unwrap() - h.now,
+        Duration::from_secs(300)
+    );
+    // An early call is a no-op.
+    h.session.handle_timeout(h.now);
+    assert_eq!(h.drain(), vec![]);
+}
