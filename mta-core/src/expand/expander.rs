@@ -282,11 +282,7 @@ impl Expander {
             .decision
         {
             Decision::Action(name) => Ok(name),
-            Decision::Reject => Err(Refusal::new(
-                550,
-                (5, 7, 1),
-                "Delivery not authorized, message refused",
-            )),
+            Decision::Reject => Err(Refusal::not_authorized()),
         }
     }
 

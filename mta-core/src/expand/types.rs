@@ -186,6 +186,12 @@ impl Refusal {
         Refusal::new(550, (5, 1, 1), "Invalid recipient: user unknown")
     }
 
+    /// `550 5.7.1`: no rule accepts this recipient, or a `reject` rule matched (what
+    /// OpenSMTPD answers; RFC 3463 §3.8, delivery not authorized).
+    pub fn not_authorized() -> Refusal {
+        Refusal::new(550, (5, 7, 1), "Delivery not authorized, message refused")
+    }
+
     /// `451 4.3.0`: a lookup failed for now; the client should try again later.
     pub fn temp_failure() -> Refusal {
         Refusal::new(451, (4, 3, 0), "Temporary failure, try again later")

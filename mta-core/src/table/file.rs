@@ -37,7 +37,8 @@ impl Table {
     /// empty file is an empty list.
     ///
     /// # Errors
-    /// [`TableFileError`] with the line of a mixed entry or an over-long line.
+    /// [`TableFileError`] with the line of a mixed entry, an entry without a key (a line
+    /// that is only `:`) or an over-long line.
     pub fn parse_file(name: &str, path: &str, text: &str) -> Result<Table, TableFileError> {
         let mut list: Vec<String> = Vec::new();
         let mut map: Vec<(String, String)> = Vec::new();
@@ -51,6 +52,12 @@ impl Table {
             }
             match split_line(raw) {
                 None => {}
+                Some(Line::Value("")) | Some(Line::Pair("", _)) => {
+                    return Err(TableFileError {
+                        line,
+                        message: "missing key".into(),
+                    });
+                }
                 Some(Line::Value(value)) => {
                     if !map.is_empty() {
                         return Err(mixed(line, "a value alone in a table of key-value pairs"));

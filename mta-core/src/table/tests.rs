@@ -69,6 +69,11 @@ fn file_mixed_is_refused_with_line() {
     assert_eq!(err.line, 4);
     let err = Table::parse_file("m", "/f", "lonely\na b\n").unwrap_err();
     assert_eq!(err.line, 2);
+    assert_eq!(
+        Table::parse_file("m", "/f", "a\n: b\n").unwrap_err().line,
+        2
+    );
+    assert_eq!(Table::parse_file("m", "/f", ":\n").unwrap_err().line, 1);
 }
 
 #[test]
@@ -391,4 +396,34 @@ fn entries_helpers() {
     assert!(t.entries.contains_key("kEy"));
     assert_eq!(t.entries.len(), 2);
     assert_eq!(list(&["a"]).entries.get("a"), None);
+}
+
+quickcheck::quickcheck! {
+    fn parse_file_never_panics(text: String) -> bool {
+        match Table::parse_file("q", "/q", &text) {
+            Ok(t) => t.entries.keys().all(|k| !k.is_empty() && !k.contains('#')),
+            Err(e) => e.line >= 1,
+        }
+    }
+
+    fn list_files_round_trip(values: Vec<String>) -> bool {
+        let values: Vec<String> = values
+            .into_iter()
+            .map(|v| v.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-')).collect::<String>())
+            .filter(|v| !v.is_empty())
+            .collect();
+        let text: String = values.iter().map(|v| format!("{v}  # comment\n")).collect();
+        Table::parse_file("q", "/q", &text).unwrap().entries == TableEntries::List(values)
+    }
+
+    fn hosts_match_themselves_and_star(host: String) -> bool {
+        let host: String = host.chars().filter(|&c| c != '*').collect();
+        host_matches(&host, &host.to_ascii_uppercase()) && host_matches(&host, "*")
+    }
+
+    fn netmask_contains_its_address(a: u32, b: u128, prefix: u8) -> bool {
+        let v4 = Netmask { addr: IpAddr::from(a.to_be_bytes()), prefix: prefix % 33 };
+        let v6 = Netmask { addr: IpAddr::from(b.to_be_bytes()), prefix: prefix % 129 };
+        v4.contains(v4.addr) && v6.contains(v6.addr) && v4.to_string().parse::<Netmask>() == Ok(v4)
+    }
 }
