@@ -129,6 +129,10 @@ pub const CORPUS: &[(&str, &str)] = &[
         include_str!("invalid/modern/26-junk-at-commit.conf"),
     ),
     (
+        "invalid/modern/27-unquoted-keyword-report.conf",
+        include_str!("invalid/modern/27-unquoted-keyword-report.conf"),
+    ),
+    (
         "invalid/ours/01-mixed-grammars.conf",
         include_str!("invalid/ours/01-mixed-grammars.conf"),
     ),
