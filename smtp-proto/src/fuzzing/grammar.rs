@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::command::{self, Command, ParseOptions};
 use crate::reply::{Reply, ReplyError, ReplyLimits, ReplyParser};
+use crate::{sasl, xtext};
 
 #[cfg(test)]
 mod arbitrary;
@@ -123,10 +124,30 @@ pub fn render_command(cmd: &Command) -> Bytes {
     line
 }
 
-/// The command harness: raw bytes as one line, then the same bytes remapped.
+/// The decoders that see the same client lines as the command parser (SASL responses,
+/// xtext values): no panic, and whatever decodes encodes back to the same value.
+pub fn check_encodings(data: &[u8]) {
+    if let Ok(decoded) = xtext::decode(data) {
+        assert_eq!(xtext::decode(&xtext::encode(&decoded)), Ok(decoded));
+    }
+    if let Ok(decoded) = sasl::decode_base64(data) {
+        assert_eq!(
+            sasl::decode_base64(&sasl::encode_base64(&decoded)),
+            Ok(decoded)
+        );
+    }
+    if let Ok(creds) = sasl::decode_plain(data) {
+        let again = sasl::encode_plain(&creds.authzid, &creds.authcid, &creds.password);
+        assert_eq!(sasl::decode_plain(&again), Ok(creds));
+    }
+}
+
+/// The command harness: raw bytes as one line, then the same bytes remapped; the raw
+/// bytes also go through the SASL and xtext decoders.
 pub fn command(data: &[u8]) {
     check_command_line(&Bytes::copy_from_slice(data));
     check_command_line(&remap_command(data));
+    check_encodings(data);
 }
 
 /// Characters a remapped reply byte turns into; `\n` stands for CRLF.

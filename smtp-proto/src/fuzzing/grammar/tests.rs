@@ -82,4 +82,13 @@ fn harnesses_accept_edge_inputs() {
         reply(input);
     }
     check_command_line(&Bytes::from_static(b"MAIL FROM:<a@b> AUTH=+3C+3E"));
+    for encoded in [
+        &b"AHRpbQB0YW5zdGFhZnRhbnN0YWFm"[..],
+        b"dGlt",
+        b"a+2Bb",
+        b"*",
+        b"=",
+    ] {
+        check_encodings(encoded);
+    }
 }
