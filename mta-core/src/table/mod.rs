@@ -66,13 +66,18 @@ impl TableEntries {
     }
 
     /// The value of `key` in a map, keys compared ASCII case-insensitively; the first
-    /// entry wins when a key repeats. A list has no values: always `None`.
+    /// entry wins when a key repeats. A stored key that kept the colon of the aliases(5)
+    /// `key: value` form still matches. A list has no values: always `None`.
     pub fn get(&self, key: &str) -> Option<&str> {
         match self {
             TableEntries::List(_) => None,
             TableEntries::Map(pairs) => pairs
                 .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .find(|(k, _)| {
+                    k.eq_ignore_ascii_case(key)
+                        || k.strip_suffix(':')
+                            .is_some_and(|k| !k.is_empty() && k.eq_ignore_ascii_case(key))
+                })
                 .map(|(_, v)| v.as_str()),
         }
     }

@@ -396,6 +396,8 @@ fn entries_helpers() {
     assert!(t.entries.contains_key("kEy"));
     assert_eq!(t.entries.len(), 2);
     assert_eq!(list(&["a"]).entries.get("a"), None);
+    assert_eq!(map(&[("root:", "bob")]).entries.get("ROOT"), Some("bob"));
+    assert_eq!(map(&[(":", "x")]).entries.get(""), None);
 }
 
 quickcheck::quickcheck! {
