@@ -45,6 +45,19 @@ fn renders_single_and_multiline() {
 }
 
 #[test]
+fn status_displays_and_round_trips_leading_zeros() {
+    assert_eq!(EnhancedStatus::new(4, 7, 1).to_string(), "4.7.1");
+    let parsed = parse_all(b"250-2.01.000 a\r\n250 2.1.0 b\r\n").unwrap();
+    let want = Reply::multiline(
+        250,
+        Some(EnhancedStatus::new(2, 1, 0)),
+        vec![b("a"), b("b")],
+    );
+    assert_eq!(parsed, vec![want.clone()]);
+    assert_eq!(want.to_bytes(), b("250-2.1.0 a\r\n250 2.1.0 b\r\n"));
+}
+
+#[test]
 fn parses_replies() {
     let replies = parse_all(
         b"220 mx.example ESMTP\r\n250-mx.example\r\n250-PIPELINING\r\n250 SIZE 1000\r\n\
