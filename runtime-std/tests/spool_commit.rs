@@ -148,7 +148,13 @@ fn group_commits_from_twenty_threads_are_all_durable() {
                     let msgid = format!("m{t}-{i}");
                     let body = format!("message {msgid}\r\n").repeat(100);
                     let incoming = write_message(&spool, &msgid, body.as_bytes(), &["a", "b"]);
-                    committer.commit(incoming).unwrap();
+                    if t % 2 == 0 {
+                        committer.commit(incoming).unwrap();
+                    } else {
+                        let (tx, rx) = std::sync::mpsc::channel();
+                        committer.submit(incoming, Box::new(move |r| tx.send(r).unwrap()));
+                        rx.recv().unwrap().unwrap();
+                    }
                     assert_eq!(read_all(&spool, &msgid), body.as_bytes());
                 }
             })

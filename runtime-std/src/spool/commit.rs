@@ -144,7 +144,7 @@ const SYNC_THREADS: usize = 16;
 /// once: concurrent fsyncs share the file system's journal commits, where one thread
 /// would wait for one commit per message.
 fn sync_in_parallel(staged: &mut [StagedCommit]) {
-    let mut pending: Vec<(&mut PreparedCommit, &mut io::Result<()>)> = staged
+    let pending: Vec<(&mut PreparedCommit, &mut io::Result<()>)> = staged
         .iter_mut()
         .filter_map(|(prepared, result, _)| {
             prepared
@@ -153,21 +153,22 @@ fn sync_in_parallel(staged: &mut [StagedCommit]) {
                 .map(|p| (p, result))
         })
         .collect();
-    if pending.len() <= 1 {
-        for (prepared, result) in pending {
-            *result = prepared.sync_contents();
-        }
-        return;
-    }
-    let per_thread = pending.len().div_ceil(SYNC_THREADS);
+    let threads = pending.len().min(SYNC_THREADS);
+    let work = std::sync::Mutex::new(pending.into_iter());
+    let worker = || loop {
+        // A poisoned queue cannot happen (syncing does not panic); stop if it does.
+        let next = work.lock().ok().and_then(|mut work| work.next());
+        let Some((prepared, result)) = next else {
+            break;
+        };
+        *result = prepared.sync_contents();
+    };
     thread::scope(|scope| {
-        for group in pending.chunks_mut(per_thread) {
-            scope.spawn(move || {
-                for (prepared, result) in group.iter_mut() {
-                    **result = prepared.sync_contents();
-                }
-            });
+        for _ in 1..threads {
+            // A thread that cannot be spawned leaves its share to the others.
+            let _ = thread::Builder::new().spawn_scoped(scope, worker);
         }
+        worker();
     });
 }
 
