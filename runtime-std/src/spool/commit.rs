@@ -1,5 +1,12 @@
 //! Group commit: one thread makes many sessions' messages durable in batches, sharing the
 //! fsync of `queue/` between every message of a batch.
+//!
+//! A batch is every request waiting when the thread gets to it (up to `max_batch`). For
+//! each batch: the messages' files and directories are fsynced (by the sender's thread for
+//! [`GroupCommitter::commit`], else on up to 16 threads at once, so the fsyncs share the
+//! file system's journal commits), each is renamed into `queue/`, `queue/` is fsynced once,
+//! and then every completion is called. If that last fsync fails, the batch's messages are
+//! taken back out of the queue and every sender gets the error.
 
 use super::incoming::PreparedCommit;
 use super::{sync_dir, IncomingMessage, Spool};
