@@ -56,7 +56,7 @@ fn opt<T>(g: &mut Gen, f: impl FnOnce(&mut Gen) -> T) -> Option<T> {
 }
 
 fn delay(g: &mut Gen) -> Duration {
-    Duration::from_secs(u64::from(u32::arbitrary(g)) % 1_000_000)
+    Duration::from_secs(u64::from(u32::arbitrary(g)) % 1_000_000 + 1)
 }
 
 fn entries(g: &mut Gen, map: bool) -> TableEntries {
@@ -464,7 +464,7 @@ impl Arbitrary for ArbitraryConfig {
         for _ in 0..usize::arbitrary(g) % 2 {
             let pki = Pki {
                 cert: Some(non_empty_value(g)),
-                key: opt(g, non_empty_value),
+                key: Some(non_empty_value(g)),
                 dhe: pick(
                     g,
                     &[None, Some(Dhe::None), Some(Dhe::Legacy), Some(Dhe::Auto)],

@@ -160,7 +160,12 @@ impl Parser<'_> {
     }
 
     fn pki(&mut self, toks: &mut Toks<'_>) -> Result<(), PErr> {
+        let at = toks.here();
         let name = toks.string("a pki name", "pki")?;
+        if !self.config.pki.contains_key(&name) {
+            self.pki_first_seen
+                .push((name.clone(), self.file.clone(), at));
+        }
         let mut pki = self
             .config
             .pki
@@ -229,7 +234,18 @@ impl Parser<'_> {
         toks.expect("on", "listen")?;
         if toks.eat("socket") {
             let mut socket = SocketListener::default();
-            while !toks.is_done() {
+            let mut seen: Vec<String> = Vec::new();
+            while let Some(t) = toks.peek() {
+                if let TokKind::Word(w) = &t.kind {
+                    if seen.contains(w) {
+                        return Err((
+                            t.line,
+                            t.col,
+                            format!("{w} already specified for this listener"),
+                        ));
+                    }
+                    seen.push(w.clone());
+                }
                 if toks.eat("filter") {
                     let at = toks.here();
                     let f = toks.string("a filter name", "filter")?;

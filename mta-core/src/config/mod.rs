@@ -40,6 +40,7 @@ pub fn parse(
     let mut parser = parser::Parser::new(macros, loader);
     parser.file(text, file_name, 0);
     parser.check_mixing();
+    parser.check_pki();
     parser.finish()
 }
 

@@ -46,6 +46,8 @@ pub(crate) struct Parser<'l> {
     pub(crate) grammar: GrammarUse,
     /// Number of classic rules compiled, to name their generated actions.
     pub(crate) classic_count: usize,
+    /// Where each pki was first declared, to report one left without cert or key.
+    pub(crate) pki_first_seen: Vec<(String, String, (u32, u32))>,
 }
 
 impl<'l> Parser<'l> {
@@ -65,6 +67,7 @@ impl<'l> Parser<'l> {
             file: String::new(),
             grammar: GrammarUse::default(),
             classic_count: 0,
+            pki_first_seen: Vec::new(),
         }
     }
 
@@ -312,6 +315,24 @@ impl<'l> Parser<'l> {
                 minority.2,
                 format!("the {name} grammar cannot be mixed with the {other} grammar used elsewhere in the configuration"),
             ));
+            self.file = saved;
+        }
+    }
+
+    /// Reports every pki that lacks its certificate or its key (both are loaded at start).
+    pub(crate) fn check_pki(&mut self) {
+        let seen = std::mem::take(&mut self.pki_first_seen);
+        for (name, file, (line, col)) in seen {
+            let Some(pki) = self.config.pki.get(&name) else {
+                continue;
+            };
+            let missing = match (&pki.cert, &pki.key) {
+                (None, _) => "cert",
+                (_, None) => "key",
+                _ => continue,
+            };
+            let saved = std::mem::replace(&mut self.file, file);
+            self.error((line, col, format!("pki \"{name}\" has no {missing} (declare both \"pki {name} cert FILE\" and \"pki {name} key FILE\")")));
             self.file = saved;
         }
     }

@@ -41,7 +41,8 @@ fn durations_and_sizes() {
     use std::time::Duration;
     assert_eq!(duration("4d"), Some(Duration::from_secs(4 * 86_400)));
     assert_eq!(duration("90m"), Some(Duration::from_secs(5400)));
-    assert_eq!(duration("30"), Some(Duration::from_secs(30)));
+    assert_eq!(duration("30"), None, "a unit is required");
+    assert_eq!(duration("0s"), None, "a delay is positive");
     assert_eq!(duration("4w"), None);
     assert_eq!(duration("d"), None);
     assert_eq!(duration("99999999999999999999d"), None);

@@ -9,11 +9,11 @@ use super::model::{ListenAddress, RelayScheme, RelayUrl};
 use super::parser::{describe, PErr, Toks};
 use crate::table::TableEntries;
 
-/// Parses `N{s|m|h|d}` (a bare number means seconds), as smtpd.conf(5) delays.
+/// Parses `N{s|m|h|d}`, a positive delay with its unit, as smtpd.conf(5) delays.
 pub(crate) fn duration(s: &str) -> Option<Duration> {
     let (digits, unit) = match s.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (s.get(..i)?, c),
-        _ => (s, 's'),
+        _ => return None,
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -26,7 +26,7 @@ pub(crate) fn duration(s: &str) -> Option<Duration> {
         'd' => 86_400,
         _ => return None,
     };
-    Some(Duration::from_secs(n.checked_mul(mult)?))
+    Some(Duration::from_secs(n.checked_mul(mult)?)).filter(|d| !d.is_zero())
 }
 
 /// Prints a duration with the largest unit that divides it exactly.
@@ -104,11 +104,11 @@ pub(crate) fn raw(toks: &mut Toks<'_>, what: &str, after: &str) -> Result<String
 /// Reads a delay such as `4d`.
 pub(crate) fn read_duration(toks: &mut Toks<'_>, after: &str) -> Result<Duration, PErr> {
     let at = toks.here();
-    let s = raw(toks, "a delay such as \"4d\"", after)?;
+    let s = raw(toks, "a positive delay with a unit, such as \"4d\",", after)?;
     duration(&s).ok_or((
         at.0,
         at.1,
-        format!("expected a delay such as \"4d\" after \"{after}\", found \"{s}\""),
+        format!("expected a positive delay with a unit, such as \"4d\", after \"{after}\", found \"{s}\""),
     ))
 }
 

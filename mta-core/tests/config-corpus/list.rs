@@ -133,6 +133,18 @@ pub const CORPUS: &[(&str, &str)] = &[
         include_str!("invalid/modern/27-unquoted-keyword-report.conf"),
     ),
     (
+        "invalid/modern/28-pki-without-key.conf",
+        include_str!("invalid/modern/28-pki-without-key.conf"),
+    ),
+    (
+        "invalid/modern/29-delay-without-unit.conf",
+        include_str!("invalid/modern/29-delay-without-unit.conf"),
+    ),
+    (
+        "invalid/modern/30-socket-tag-twice.conf",
+        include_str!("invalid/modern/30-socket-tag-twice.conf"),
+    ),
+    (
         "invalid/ours/01-mixed-grammars.conf",
         include_str!("invalid/ours/01-mixed-grammars.conf"),
     ),
