@@ -243,3 +243,38 @@ fn from_socket_and_auth_tables() {
         ],
     );
 }
+
+#[test]
+fn negated_sources_null_sender_and_file_tables() {
+    let rs = ruleset(
+        "table rcpts file:/etc/mail/recipients\n         action in mbox\naction out relay\n\
+         match !from local for local reject\n\
+         match from local mail-from regex \"^$\" for any action out\n\
+         match from any tag regex \"^mx-\" for rcpt-to <rcpts> action in\n\
+         match from local !mail-from \"@example.com\" for any action out\n\
+         match !from rdns for any reject\n\
+         match from any for any action in\n",
+        &[(
+            "/etc/mail/recipients",
+            "# who may receive\ninfo@example.net\n@example.com\n",
+        )],
+    );
+    check(
+        &rs,
+        &[
+            ("203.0.113.5", "a@b", "root@localhost", "reject"),
+            ("127.0.0.1", "", "x@remote.example", "out"),
+            ("127.0.0.1", "a@example.com", "x@remote.example", "reject"),
+            ("127.0.0.1", "a@example.net", "x@remote.example", "out"),
+            ("203.0.113.5 tag=mx-1", "a@b", "info@example.net", "in"),
+            ("203.0.113.5 tag=mx-1", "a@b", "anyone@example.com", "in"),
+            ("203.0.113.5 tag=mx-1", "a@b", "other@example.net", "reject"),
+            (
+                "203.0.113.5 tag=smtp rdns=h.example",
+                "a@b",
+                "other@example.net",
+                "in",
+            ),
+        ],
+    );
+}
