@@ -137,3 +137,50 @@ fn as_root_failures_come_back_and_root_is_refused() {
     let outcome = run_as_user(0, 0, Path::new("/"), || DeliveryOutcome::Delivered);
     assert!(matches!(outcome, DeliveryOutcome::PermFail(_)));
 }
+
+#[test]
+fn as_root_an_mda_command_runs_as_the_recipient() {
+    if !is_root() {
+        return;
+    }
+    use runtime_std::delivery::mda::{self, MdaCommand, MdaEnvironment, DEFAULT_PATH};
+    let dir = TempDir::new("mda");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let cmd = MdaCommand {
+        command: "id -u > uid.txt; cat > msg.txt".into(),
+        env: MdaEnvironment {
+            home: dir.path().to_path_buf(),
+            user: "nobody".into(),
+            path: DEFAULT_PATH.into(),
+            local: "nobody".into(),
+            domain: "example.org".into(),
+            recipient: "nobody@example.org".into(),
+            sender: String::new(),
+            extension: None,
+        },
+        timeout: std::time::Duration::from_secs(10),
+        max_stderr: 100,
+    };
+    let outcome = run_as_user(65534, 65534, dir.path(), || {
+        mda::deliver(&cmd, &mut &b"hello\n"[..])
+    });
+    assert_eq!(outcome, DeliveryOutcome::Delivered);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("uid.txt"))
+            .unwrap()
+            .trim(),
+        "65534"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("msg.txt")).unwrap(),
+        b"hello\n"
+    );
+    assert_eq!(
+        std::fs::metadata(dir.path().join("msg.txt")).unwrap().uid(),
+        65534
+    );
+}
