@@ -31,55 +31,75 @@ const COMMAND_PREFIXES: &[&[u8]] = &[
     b"HELP",
     b"mail from: <",
     b"DATA",
+    b"RCPT TO:<a@b>",
+    b"MAIL FROM:<a@b>",
 ];
 
-/// Pieces a remapped byte at or above 0xC0 turns into.
+/// Pieces a remapped byte at or above 0x40 turns into: whole addresses and parameters
+/// as well as the delimiters between them, so that random bytes often form commands.
 const COMMAND_TOKENS: &[&[u8]] = &[
-    b" SIZE=",
-    b" BODY=8BITMIME",
-    b" BODY=BINARYMIME",
-    b" SMTPUTF8",
-    b" AUTH=",
-    b" RET=HDRS",
-    b" ENVID=",
-    b" NOTIFY=",
-    b"SUCCESS",
-    b",DELAY",
-    b"NEVER",
-    b" ORCPT=rfc822;",
-    b"+2B",
-    b"IPv6:",
-    b"::1",
-    b"192.0.2.1",
-    b"postmaster",
-    "ü".as_bytes(),
-    b"example.org",
-    b"@",
+    b"a@example.org>",
+    b"\"q \\\" t\"@[192.0.2.1]>",
+    b"@r.example,@s.example:",
+    b"postmaster>",
+    b"u@[IPv6:2001:db8::1]>",
+    b"x@[tag:<>]>",
+    "j\u{f6}ran@b\u{fc}cher.example>".as_bytes(),
     b">",
-    b"<",
-    b"\"",
-    b"\\",
-    b" LAST",
-    b"PLAIN",
-    b"=",
+    b"> ",
+    b" ",
+    b"a",
+    b"@",
+    b".",
+    b"example.org",
     b"[",
     b"]",
     b":",
-    b",@",
+    b",",
+    b"\"",
+    b" SIZE=",
+    b"1000",
+    b" BODY=8BITMIME",
+    b" BODY=BINARYMIME",
+    b" SMTPUTF8",
+    b" AUTH=<>",
+    b" AUTH=a+2Bb@c",
+    b" RET=HDRS",
+    b" RET=FULL",
+    b" ENVID=id+20x",
+    b" NOTIFY=",
+    b"SUCCESS",
+    b",DELAY",
+    b",FAILURE",
+    b"NEVER",
+    b" ORCPT=rfc822;a@b",
+    b"+2B",
+    b"+",
+    b"=",
+    b"IPv6:",
+    b"::1",
+    b"192.0.2.1",
+    b" LAST",
+    b"PLAIN",
+    b" dGVzdA==",
+    b"=",
+    b"\\",
+    b"-",
+    b"\t",
 ];
 
-/// Single characters a remapped byte below 0xC0 turns into.
+/// Single characters a remapped byte below 0x40 turns into.
 const COMMAND_ALPHABET: &[u8] = b"abcXYZ019.-_+@<>:;,=\"\\[] !#~\t\x80\xc3";
 
 /// Maps bytes into command-looking text: a prefix, then characters and tokens.
 pub fn remap_command(data: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(data.len() * 2 + 16);
+    let mut out = BytesMut::with_capacity(data.len() * 8 + 16);
     let Some((&first, rest)) = data.split_first() else {
         return out.freeze();
     };
     out.extend_from_slice(COMMAND_PREFIXES[usize::from(first) % COMMAND_PREFIXES.len()]);
     for &b in rest {
-        if b >= 0xc0 {
+        if b >= 0x40 {
             out.extend_from_slice(COMMAND_TOKENS[usize::from(b) % COMMAND_TOKENS.len()]);
         } else {
             out.extend_from_slice(&[COMMAND_ALPHABET[usize::from(b) % COMMAND_ALPHABET.len()]]);
