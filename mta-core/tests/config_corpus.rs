@@ -169,8 +169,8 @@ fn the_seed_virtual_catch_all_compiles_to_a_maildir_action() {
 #[test]
 fn command_line_macros_override_the_file() {
     let text =
-        "port = \"25\"\nlisten on lo port $port\naction \"a\" mbox\nmatch for local action \"a\"\n";
-    let c = parse(text, "x", &[("port".into(), "2525".into())], &mut loader).expect("parses");
+        "smtp_port = \"25\"\nlisten on lo port $smtp_port\naction \"a\" mbox\nmatch for local action \"a\"\n";
+    let c = parse(text, "x", &[("smtp_port".into(), "2525".into())], &mut loader).expect("parses");
     assert_eq!(c.listeners.first().map(|l| l.port), Some(2525));
 }
 

@@ -74,6 +74,13 @@ impl Cursor<'_> {
         self.chars.peek().copied()
     }
 
+    /// Whether the current character (a backslash) is followed by a newline.
+    fn continues(&self) -> bool {
+        let mut ahead = self.chars.clone();
+        ahead.next();
+        ahead.next() == Some('\n')
+    }
+
     fn bump(&mut self) -> Option<char> {
         let c = self.chars.next()?;
         if c == '\n' {
@@ -122,7 +129,12 @@ pub(crate) fn statements(text: &str, start: (u32, u32)) -> (Vec<Statement>, Vec<
             continue;
         }
         if c == '#' {
-            while cur.peek().is_some_and(|c| c != '\n') {
+            // As in OpenSMTPD, a backslash at the end of a comment line continues the
+            // comment on the next line.
+            while let Some(c) = cur.peek().filter(|c| *c != '\n') {
+                if c == '\\' && cur.continues() {
+                    cur.bump();
+                }
                 cur.bump();
             }
             continue;
@@ -258,6 +270,12 @@ fn take_word(cur: &mut Cursor<'_>) -> String {
     let mut s = String::new();
     let mut in_format = false;
     while let Some(c) = cur.peek() {
+        if c == '\\' && cur.continues() {
+            // A backslash and newline inside a word join it with the next line.
+            cur.bump();
+            cur.bump();
+            continue;
+        }
         let accept = if in_format {
             !c.is_whitespace()
         } else {

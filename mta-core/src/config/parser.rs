@@ -128,7 +128,9 @@ impl<'l> Parser<'l> {
                     return;
                 }
             };
-            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || KEYWORDS.contains(&name.as_str())
+            {
                 let (line, col) = stmt
                     .toks
                     .first()
@@ -226,13 +228,14 @@ impl<'l> Parser<'l> {
     fn include(&mut self, stmt: &Statement, depth: usize) {
         let mut toks = Toks::new(&stmt.toks, stmt.end);
         toks.bump();
-        let path = match toks
-            .string("a file name", "include")
-            .and_then(|p| toks.done().map(|()| p))
-        {
-            Ok(p) => p,
-            Err(e) => return self.error(e),
+        let path = match toks.peek().map(|t| &t.kind) {
+            Some(TokKind::Quoted(p)) => p.clone(),
+            _ => return self.error(toks.expected("a quoted file name", "include")),
         };
+        toks.bump();
+        if let Err(e) = toks.done() {
+            return self.error(e);
+        }
         let (line, col) = stmt
             .toks
             .first()

@@ -112,10 +112,22 @@ pub(crate) fn read_duration(toks: &mut Toks<'_>, after: &str) -> Result<Duration
     ))
 }
 
+/// Reads an unquoted word, as numbers must be.
+fn unquoted(toks: &mut Toks<'_>, what: &str, after: &str) -> Result<String, PErr> {
+    match toks.peek().map(|t| &t.kind) {
+        Some(TokKind::Word(w)) => {
+            let w = w.clone();
+            toks.bump();
+            Ok(w)
+        }
+        _ => Err(toks.expected(what, after)),
+    }
+}
+
 /// Reads a count.
 pub(crate) fn read_number(toks: &mut Toks<'_>, after: &str) -> Result<u64, PErr> {
     let at = toks.here();
-    let s = raw(toks, "a number", after)?;
+    let s = unquoted(toks, "a number", after)?;
     number(&s).ok_or((
         at.0,
         at.1,
@@ -126,7 +138,7 @@ pub(crate) fn read_number(toks: &mut Toks<'_>, after: &str) -> Result<u64, PErr>
 /// Reads a port.
 pub(crate) fn read_port(toks: &mut Toks<'_>, after: &str) -> Result<u16, PErr> {
     let at = toks.here();
-    let s = raw(toks, "a port number", after)?;
+    let s = unquoted(toks, "a port number", after)?;
     port(&s).ok_or((
         at.0,
         at.1,
@@ -240,13 +252,20 @@ pub(crate) fn inline_table(toks: &mut Toks<'_>, after: &str) -> Result<TableEntr
     }
     let mut list = Vec::new();
     let mut map = Vec::new();
+    let mut after_value = false;
     loop {
         if toks.eat_kind(&TokKind::RBrace) {
             break;
         }
-        if toks.eat_kind(&TokKind::Comma) {
+        if toks.at_kind(&TokKind::Comma) {
+            if !after_value {
+                return Err(toks.err("expected a table value before \",\"".into()));
+            }
+            toks.bump();
+            after_value = false;
             continue;
         }
+        after_value = true;
         let key = match toks.peek().map(|t| &t.kind) {
             Some(TokKind::Word(w) | TokKind::Quoted(w)) => w.clone(),
             Some(k) => {
