@@ -110,6 +110,10 @@ const MAX_REPORT: usize = 4096;
 /// privileges when the process is root (uid 0 is refused with a permanent failure), or
 /// in-process as the current user otherwise (see the module documentation).
 ///
+/// Open the message (e.g. [`crate::spool::Spool::read_message`]) before calling and move
+/// the file into `delivery`: the child inherits the open file and needs no access to the
+/// spool, which only the daemon's user can read.
+///
 /// The child of a multi-threaded process may only rely on a fork-safe allocator (glibc's
 /// is); it writes the outcome back and exits without running destructors.
 pub fn run_as_user<F>(uid: u32, gid: u32, home: &Path, delivery: F) -> DeliveryOutcome
