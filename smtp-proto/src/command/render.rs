@@ -26,8 +26,22 @@ impl Command {
     }
 
     /// Appends the command line and its CRLF to `out`; `parse` of the line without
-    /// the CRLF gives back an equal command.
+    /// the CRLF gives back an equal command. A CR or LF inside a field built by hand
+    /// (VRFY text, an ORCPT address type) becomes a space, so a value can never end
+    /// the line early and smuggle in another command.
     pub fn render(&self, out: &mut BytesMut) {
+        let start = out.len();
+        self.render_fields(out);
+        if let Some(line) = out.get_mut(start..) {
+            for b in line.iter_mut().filter(|b| **b == b'\r' || **b == b'\n') {
+                *b = b' ';
+            }
+        }
+        out.put_slice(b"\r\n");
+    }
+
+    /// Writes the line without its CRLF.
+    fn render_fields(&self, out: &mut BytesMut) {
         match self {
             Command::Helo(host) => {
                 out.put_slice(b"HELO ");
@@ -85,6 +99,5 @@ impl Command {
                 }
             }
         }
-        out.put_slice(b"\r\n");
     }
 }

@@ -520,3 +520,10 @@ fn errors_map_to_replies() {
     let bad = CommandError::BadAddress("x").reply(true);
     assert_eq!((bad.code, bad.status.map(|s| s.detail)), (553, Some(3)));
 }
+
+#[test]
+fn rendering_never_lets_a_field_end_the_line() {
+    let mut out = BytesMut::new();
+    Command::Vrfy(Bytes::from_static(b"a\r\nRSET")).render(&mut out);
+    assert_eq!(&out[..], b"VRFY a  RSET\r\n");
+}
