@@ -184,3 +184,44 @@ fn as_root_an_mda_command_runs_as_the_recipient() {
         65534
     );
 }
+
+#[test]
+fn as_root_a_queued_message_opened_before_the_drop_is_delivered() {
+    if !is_root() {
+        return;
+    }
+    use runtime_std::spool::Spool;
+    let dir = TempDir::new("spool-to-maildir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (spool, _) = Spool::open(dir.path().join("spool")).unwrap();
+    let mut incoming = spool.create_incoming("m1").unwrap();
+    incoming
+        .write_chunk(b"Subject: queued\r\n\r\nbody\r\n")
+        .unwrap();
+    incoming.add_envelope("e1", b"rcpt").unwrap();
+    incoming.commit().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let maildir = home.join("Maildir");
+    let mut message = spool.read_message("m1").unwrap();
+    let outcome = run_as_user(65534, 65534, &home, move || {
+        if std::fs::read_dir(spool.root()).is_ok() {
+            return DeliveryOutcome::PermFail("the spool is readable after the drop".into());
+        }
+        maildir::deliver(&maildir, false, &mut message)
+    });
+    assert_eq!(outcome, DeliveryOutcome::Delivered);
+    let new: Vec<_> = std::fs::read_dir(home.join("Maildir/new"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        std::fs::read(&new[0]).unwrap(),
+        b"Subject: queued\n\nbody\n"
+    );
+}
