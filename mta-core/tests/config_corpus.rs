@@ -170,7 +170,13 @@ fn the_seed_virtual_catch_all_compiles_to_a_maildir_action() {
 fn command_line_macros_override_the_file() {
     let text =
         "smtp_port = \"25\"\nlisten on lo port $smtp_port\naction \"a\" mbox\nmatch for local action \"a\"\n";
-    let c = parse(text, "x", &[("smtp_port".into(), "2525".into())], &mut loader).expect("parses");
+    let c = parse(
+        text,
+        "x",
+        &[("smtp_port".into(), "2525".into())],
+        &mut loader,
+    )
+    .expect("parses");
     assert_eq!(c.listeners.first().map(|l| l.port), Some(2525));
 }
 
@@ -187,4 +193,41 @@ fn the_default_configuration_parses() {
         .actions
         .values()
         .all(|a| !matches!(a.method, mta_core::config::DeliveryMethod::Relay(_))));
+}
+
+#[test]
+fn a_classic_smarthost_equals_its_modern_translation() {
+    let classic =
+        parse_file("c", file("valid/classic/03-relay-via-auth.conf")).expect("classic parses");
+    let modern = parse_file(
+        "m",
+        "table secrets file:/tmp/smtpd-corpus/secrets\n\
+         listen on lo\n\
+         action \"local\" mbox\n\
+         action \"relay\" relay host \"smtp+tls://bob@smtp.example.com:587\" auth <secrets> mail-from \"bob@example.com\"\n\
+         match for local action \"local\"\n\
+         match from local for any action \"relay\"\n",
+    )
+    .expect("modern parses");
+    assert_eq!(
+        classic.with_canonical_action_names(),
+        modern.with_canonical_action_names()
+    );
+}
+
+#[test]
+fn the_classic_seed_equals_its_modern_translation() {
+    let classic = parse_file("c", file("valid/classic/01-seed-virtual-catchall.conf"))
+        .expect("classic parses");
+    let modern = parse_file(
+        "m",
+        "table \"classic-1-virtual\" { \"@\" => gilles }\n\
+         action \"catchall\" maildir virtual <classic-1-virtual>\n\
+         match for any action \"catchall\"\n",
+    )
+    .expect("modern parses");
+    assert_eq!(
+        classic.with_canonical_action_names(),
+        modern.with_canonical_action_names()
+    );
 }

@@ -9,6 +9,7 @@ use super::model::{
 use super::parser::{PErr, Parser, Toks};
 use super::validate::Shape;
 use super::values::{inline_table, read_duration, relay_url};
+use crate::table::{Table, TableSource};
 
 impl Parser<'_> {
     /// `action NAME METHOD [OPTIONS]`.
@@ -77,7 +78,7 @@ impl Parser<'_> {
             seen.push(w.clone());
             let w = w.clone();
             toks.bump();
-            self.action_option(toks, &mut action, &w, at)?;
+            self.action_option(toks, &mut action, name, &w, at)?;
         }
         if action.local.user.is_some() && action.method == DeliveryMethod::Mbox {
             return Err((
@@ -102,6 +103,7 @@ impl Parser<'_> {
         &mut self,
         toks: &mut Toks<'_>,
         a: &mut Action,
+        action: &str,
         w: &str,
         at: (u32, u32),
     ) -> Result<(), PErr> {
@@ -114,9 +116,9 @@ impl Parser<'_> {
         }
         let l = &mut a.local;
         match w {
-            "alias" => l.alias = Some(self.shaped_table(toks, "alias", Shape::Map)?),
-            "virtual" => l.virtual_table = Some(self.shaped_table(toks, "virtual", Shape::Map)?),
-            "userbase" => l.userbase = Some(self.shaped_table(toks, "userbase", Shape::Map)?),
+            "alias" => l.alias = Some(self.action_table(toks, action, "alias")?),
+            "virtual" => l.virtual_table = Some(self.action_table(toks, action, "virtual")?),
+            "userbase" => l.userbase = Some(self.action_table(toks, action, "userbase")?),
             "user" => l.user = Some(toks.string("a user name", "user")?),
             "wrapper" => {
                 let at = toks.here();
@@ -187,6 +189,35 @@ impl Parser<'_> {
             other => return Err((at.0, at.1, format!("expected a relay option (backup, helo, helo-src, domain, host, pki, ca, srs, tls, auth, mail-from, src, ttl), found \"{other}\""))),
         }
         Ok(())
+    }
+
+    /// The map table of an action option: `<name>`, or an inline `{ k = v }` table, which
+    /// is declared under the generated name `ACTION.OPTION` (printed back as such).
+    fn action_table(
+        &mut self,
+        toks: &mut Toks<'_>,
+        action: &str,
+        option: &str,
+    ) -> Result<String, PErr> {
+        if !toks.at_kind(&TokKind::LBrace) {
+            return self.shaped_table(toks, option, Shape::Map);
+        }
+        let at = toks.here();
+        let entries = inline_table(toks, option)?;
+        let mut name = format!("{action}.{option}");
+        let mut n: u32 = 1;
+        while self.config.tables.contains_key(&name) {
+            n = n.saturating_add(1);
+            name = format!("{action}.{option}.{n}");
+        }
+        let table = Table {
+            name: name.clone(),
+            source: TableSource::Inline,
+            entries,
+        };
+        self.config.tables.insert(name.clone(), table);
+        self.check_shape(&name, Shape::Map, option, at)?;
+        Ok(name)
     }
 
     /// A literal value or an inline `{ ... }` table, after the `regex` keyword if any.

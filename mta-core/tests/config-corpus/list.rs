@@ -289,6 +289,10 @@ pub const CORPUS: &[(&str, &str)] = &[
         include_str!("valid/modern/25-unquoted-names.conf"),
     ),
     (
+        "valid/modern/26-inline-action-tables.conf",
+        include_str!("valid/modern/26-inline-action-tables.conf"),
+    ),
+    (
         "valid/ours/01-extensions.conf",
         include_str!("valid/ours/01-extensions.conf"),
     ),
