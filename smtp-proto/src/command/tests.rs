@@ -62,6 +62,7 @@ fn simple_commands() {
             Command::Ehlo(host("[IPv6:2001:db8::1]")),
         ),
         ("EHLO 192.0.2.1", Command::Ehlo(host("192.0.2.1"))),
+        ("EHLO DESKTOP_1A2B", Command::Ehlo(host("DESKTOP_1A2B"))),
         (
             "BDAT 0 LAST",
             Command::Bdat {
@@ -307,7 +308,8 @@ fn mail_from_errors() {
         ("MAIL FROM:<@>", BadAddress("invalid source route")),
         ("MAIL FROM:<a@>", BadAddress("empty domain")),
         ("MAIL FROM:<a@b..c>", BadAddress("empty domain label")),
-        ("MAIL FROM:<a@b_c.d>", BadAddress("invalid domain")),
+        ("MAIL FROM:<a@_b.d>", BadAddress("invalid domain")),
+        ("MAIL FROM:<a@b_.d>", BadAddress("invalid domain")),
         ("MAIL FROM:<a@-b.c>", BadAddress("invalid domain")),
         ("MAIL FROM:<a@b.c->", BadAddress("invalid domain")),
         (

@@ -79,3 +79,22 @@ impl Reply {
         out.freeze()
     }
 }
+
+/// One line for logs and bounce diagnostics: `550 5.1.1 first line second line`, the
+/// lines joined by spaces, non-UTF-8 octets replaced.
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:03}", self.code.min(999))?;
+        if let Some(status) = self.status {
+            write!(f, " {status}")?;
+        }
+        for line in &self.lines {
+            write!(
+                f,
+                " {}",
+                String::from_utf8_lossy(line).replace(['\r', '\n'], " ")
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -47,6 +47,12 @@ fn renders_single_and_multiline() {
 #[test]
 fn status_displays_and_round_trips_leading_zeros() {
     assert_eq!(EnhancedStatus::new(4, 7, 1).to_string(), "4.7.1");
+    let r = Reply::multiline(
+        550,
+        Some(EnhancedStatus::new(5, 1, 1)),
+        vec![b("no"), b("user")],
+    );
+    assert_eq!(r.to_string(), "550 5.1.1 no user");
     let parsed = parse_all(b"250-2.01.000 a\r\n250 2.1.0 b\r\n").unwrap();
     let want = Reply::multiline(
         250,

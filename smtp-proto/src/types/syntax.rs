@@ -49,7 +49,9 @@ pub(crate) fn check_utf8(input: &[u8], utf8: bool) -> Result<(), CommandError> {
     }
 }
 
-/// `Domain = sub-domain *("." sub-domain)`, `sub-domain = Let-dig [Ldh-str]`.
+/// `Domain = sub-domain *("." sub-domain)`, `sub-domain = Let-dig [Ldh-str]`; an
+/// underscore is also allowed inside a label (not at its ends), as resolvers' `res_hnok`
+/// and OpenSMTPD allow, because Windows hosts put it in their EHLO names.
 pub(crate) fn check_domain(d: &[u8], utf8: bool) -> Result<(), CommandError> {
     if d.is_empty() {
         return Err(CommandError::BadAddress("empty domain"));
@@ -61,7 +63,9 @@ pub(crate) fn check_domain(d: &[u8], utf8: bool) -> Result<(), CommandError> {
         let (Some(&first), Some(&last)) = (label.first(), label.last()) else {
             return Err(CommandError::BadAddress("empty domain label"));
         };
-        let inner_ok = label.iter().all(|&b| is_let_dig(b, utf8) || b == b'-');
+        let inner_ok = label
+            .iter()
+            .all(|&b| is_let_dig(b, utf8) || b == b'-' || b == b'_');
         if !is_let_dig(first, utf8) || !is_let_dig(last, utf8) || !inner_ok {
             return Err(CommandError::BadAddress("invalid domain"));
         }
