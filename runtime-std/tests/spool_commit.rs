@@ -194,6 +194,22 @@ fn submit_calls_the_completion_once() {
 }
 
 #[test]
+fn a_committer_refuses_messages_of_another_spool() {
+    let dir = TempDir::new("other");
+    let (first, _) = Spool::open(dir.path().join("a")).unwrap();
+    let (second, _) = Spool::open(dir.path().join("b")).unwrap();
+    let committer = GroupCommitter::start(first, 4).unwrap();
+    let err = committer
+        .commit(write_message(&second, "m", b"x", &["e"]))
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(
+        second.read_message("m").unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+}
+
+#[test]
 fn duplicate_msgid_commit_fails_and_keeps_the_first() {
     let dir = TempDir::new("dup");
     let (spool, _) = Spool::open(dir.path()).unwrap();

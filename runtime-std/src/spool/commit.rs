@@ -86,7 +86,8 @@ impl GroupCommitter {
         Ok(GroupCommitter { requests, counters })
     }
 
-    /// Queue `message` for the next batch; `done` is called once it is durable or failed.
+    /// Queue `message` (created from this committer's spool, else it fails) for the next
+    /// batch; `done` is called once it is durable or failed.
     /// If the committer thread is gone, `done` is called at once with an error.
     pub fn submit(&self, message: IncomingMessage, done: CommitCompletion) {
         self.send(Staged::Written(message), done);
@@ -191,6 +192,10 @@ fn commit_batch(spool: &Spool, batch: Vec<Request>, counters: &Counters) {
             Staged::Synced(prepared) => prepared,
         };
         match prepared {
+            Ok(prepared) if prepared.spool_root() != spool.root() => {
+                let e = io::Error::new(io::ErrorKind::InvalidInput, "message of another spool");
+                staged.push((None, Err(e), done));
+            }
             Ok(prepared) => staged.push((Some(prepared), Ok(()), done)),
             Err(e) => staged.push((None, Err(e), done)),
         }

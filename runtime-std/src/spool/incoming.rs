@@ -143,6 +143,11 @@ impl PreparedCommit {
         &self.msgid
     }
 
+    /// The root of the spool the message belongs to.
+    pub(super) fn spool_root(&self) -> &std::path::Path {
+        self.spool.root()
+    }
+
     /// Ask the kernel to start writing the files back, so the fsyncs of a batch overlap.
     pub(super) fn start_writeback(&mut self) {
         for file in &self.files {
