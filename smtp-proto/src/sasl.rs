@@ -183,8 +183,14 @@ mod tests {
 
     #[test]
     fn login_challenges_decode_to_prompts() {
-        assert_eq!(decode_base64(LOGIN_USERNAME_CHALLENGE).unwrap(), &b"Username:"[..]);
-        assert_eq!(decode_base64(LOGIN_PASSWORD_CHALLENGE).unwrap(), &b"Password:"[..]);
+        assert_eq!(
+            decode_base64(LOGIN_USERNAME_CHALLENGE).unwrap(),
+            &b"Username:"[..]
+        );
+        assert_eq!(
+            decode_base64(LOGIN_PASSWORD_CHALLENGE).unwrap(),
+            &b"Password:"[..]
+        );
     }
 
     #[test]
