@@ -41,7 +41,7 @@ verdict() { # command... -> "valid" or "invalid"
 
 fail=0
 count=0
-for f in "$CORPUS"/valid/modern/*.conf "$CORPUS"/invalid/modern/*.conf; do
+for f in "$CORPUS"/valid/modern/*.conf "$CORPUS"/invalid/modern/*.conf "$CORPUS"/invalid/runtime/*.conf; do
     count=$((count + 1))
     ours=$(verdict "$SMTPD_STD" -n -f "$f")
     theirs=$(verdict as_root timeout 20 "$OPENSMTPD" -n -f "$f")

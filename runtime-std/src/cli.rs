@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::config_load::{load, LoadError};
+use crate::config_load::{check_listen_addresses, load, LoadError};
 
 /// What the binaries say when asked to serve mail, which is not built yet.
 pub const NOT_BUILT: &str =
@@ -101,6 +101,13 @@ pub fn run<I: IntoIterator<Item = String>>(
     }
     match load(options.file.as_deref(), &options.macros) {
         Ok(loaded) => {
+            let problems = check_listen_addresses(&loaded);
+            if !problems.is_empty() {
+                for p in problems {
+                    let _ = writeln!(err, "{p}");
+                }
+                return 1;
+            }
             if options.verbose {
                 let _ = write!(out, "{}", loaded.config.to_modern_string());
             }

@@ -121,3 +121,46 @@ pub fn load(file: Option<&Path>, cmdline_macros: &[(String, String)]) -> Result<
         builtin: file.is_none(),
     })
 }
+
+/// Checks what only the system can tell: that each `listen on` interface exists and each
+/// host name resolves (in the listener's family, if it has one), as OpenSMTPD's `-n` does.
+/// Returns one message per listener that fails, naming the configuration file.
+pub fn check_listen_addresses(loaded: &Loaded) -> Vec<String> {
+    use mta_core::config::{Family, ListenAddress};
+    use std::net::ToSocketAddrs;
+    let mut problems = Vec::new();
+    for l in &loaded.config.listeners {
+        let ok = match &l.address {
+            ListenAddress::Interface(name) => match std::ffi::CString::new(name.as_str()) {
+                Ok(c) => {
+                    // SAFETY: the pointer is a valid NUL-terminated string for the whole call.
+                    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+                    index != 0
+                }
+                Err(_) => false,
+            },
+            ListenAddress::Host(name) => (name.as_str(), 0u16)
+                .to_socket_addrs()
+                .map(|mut addrs| {
+                    addrs.any(|a| match l.family {
+                        Some(Family::Inet4) => a.is_ipv4(),
+                        Some(Family::Inet6) => a.is_ipv6(),
+                        None => true,
+                    })
+                })
+                .unwrap_or(false),
+            ListenAddress::Localhost | ListenAddress::Ip(_) => true,
+        };
+        if !ok {
+            let name = match &l.address {
+                ListenAddress::Interface(n) | ListenAddress::Host(n) => n.clone(),
+                other => format!("{other:?}"),
+            };
+            problems.push(format!(
+                "{}: listen on \"{name}\": no such interface, and no address for that host name",
+                loaded.file_name
+            ));
+        }
+    }
+    problems
+}

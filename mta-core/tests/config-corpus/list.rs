@@ -165,6 +165,14 @@ pub const CORPUS: &[(&str, &str)] = &[
         include_str!("invalid/ours/05-mixed-table-file.conf"),
     ),
     (
+        "invalid/runtime/01-no-such-interface.conf",
+        include_str!("invalid/runtime/01-no-such-interface.conf"),
+    ),
+    (
+        "invalid/runtime/02-unresolvable-host.conf",
+        include_str!("invalid/runtime/02-unresolvable-host.conf"),
+    ),
+    (
         "valid/classic/01-seed-virtual-catchall.conf",
         include_str!("valid/classic/01-seed-virtual-catchall.conf"),
     ),
