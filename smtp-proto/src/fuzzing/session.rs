@@ -197,7 +197,6 @@ pub fn run(script: &Script, cuts: &[u8]) -> Outcome {
     let mut session = ServerSession::new(script.config.clone(), now);
     let mut out = Outcome::default();
     let mut body = Vec::new();
-    let mut asked = 0usize;
     let mut lines_in = 0usize;
     let mut replies_out = 0usize;
     let mut closed = false;
@@ -220,8 +219,9 @@ pub fn run(script: &Script, cuts: &[u8]) -> Outcome {
                     if let Question::EndOfMessage { .. } = question {
                         out.bodies.push(std::mem::take(&mut body));
                     }
-                    out.questions.push(question.clone());
-                    questions.push((id, question));
+                    // Verdicts follow the order of asking, whatever the order of answering.
+                    questions.push((out.questions.len(), id, question.clone()));
+                    out.questions.push(question);
                 }
                 Action::Body { chunk } => {
                     assert!(!chunk.is_empty(), "empty body chunk");
@@ -229,7 +229,8 @@ pub fn run(script: &Script, cuts: &[u8]) -> Outcome {
                 }
                 Action::BodyAborted { .. } => {
                     body.clear();
-                    out.others.push(action);
+                    // Which fault is seen first depends on the cuts; the reply does not.
+                    out.others.push(Action::BodyAborted { fault: None });
                 }
                 Action::StartTls => {
                     out.others.push(action);
@@ -273,9 +274,7 @@ pub fn run(script: &Script, cuts: &[u8]) -> Outcome {
             questions.reverse();
         }
         if !questions.is_empty() {
-            for (id, question) in questions {
-                let index = asked;
-                asked += 1;
+            for (index, id, question) in questions {
                 session.handle(Input::Answer(id, verdict(script, index, &question)), now);
             }
             continue;

@@ -34,8 +34,9 @@ impl ServerSession {
         });
         let (fault, size) = (reader.fault(), reader.size());
         if let (false, Some(fault)) = (doomed, fault) {
+            // The first fault seen, which may depend on how the input was cut; the
+            // reply at the end gives the verdict that does not.
             self.abort_body(Some(fault));
-            self.event(Event::BodyRefused(fault));
         }
         if progress == BodyProgress::NeedMore {
             return false;
@@ -45,6 +46,7 @@ impl ServerSession {
         match fault {
             Some(fault) => {
                 self.txn = None;
+                self.event(Event::BodyRefused(fault));
                 self.reply(fault_reply(fault));
             }
             None => self.end_of_message(size, now),
