@@ -26,8 +26,9 @@ use super::model::{
     FromCriterion, LocalOptions, RelayOptions, RelayTls, Rule, TableMatch, TableRef,
 };
 use super::parser::{PErr, Parser, Toks};
+use super::validate::Shape;
 use super::values::{raw, read_duration, relay_url, size};
-use crate::table::{Table, TableSource};
+use crate::table::{Table, TableEntries, TableSource};
 
 impl Parser<'_> {
     /// `accept ...` or `reject ...`.
@@ -106,11 +107,27 @@ impl Parser<'_> {
         let mut local = LocalOptions::default();
         loop {
             if toks.eat("alias") {
-                local.alias = Some(self.declared_table(toks, "alias")?);
+                local.alias = Some(self.shaped_table(toks, "alias", Shape::Map)?);
             } else if toks.eat("virtual") {
                 local.virtual_table = Some(if toks.at_kind(&TokKind::LBrace) {
+                    let at = toks.here();
                     let entries = super::values::inline_table(toks, "virtual")?;
+                    if matches!(entries, TableEntries::List(_)) {
+                        return Err((
+                            at.0,
+                            at.1,
+                            "a virtual table holds key-value pairs, such as { \"@\" => user }"
+                                .into(),
+                        ));
+                    }
                     let table_name = format!("{name}-virtual");
+                    if self.config.tables.contains_key(&table_name) {
+                        return Err((
+                            at.0,
+                            at.1,
+                            format!("table \"{table_name}\" is already defined"),
+                        ));
+                    }
                     let table = Table {
                         name: table_name.clone(),
                         source: TableSource::Inline,
@@ -119,10 +136,10 @@ impl Parser<'_> {
                     self.config.tables.insert(table_name.clone(), table);
                     table_name
                 } else {
-                    self.declared_table(toks, "virtual")?
+                    self.shaped_table(toks, "virtual", Shape::Map)?
                 });
             } else if toks.eat("userbase") {
-                local.userbase = Some(self.declared_table(toks, "userbase")?);
+                local.userbase = Some(self.shaped_table(toks, "userbase", Shape::Map)?);
             } else if toks.eat("expire") {
                 local.ttl = Some(read_duration(toks, "expire")?);
             } else {
@@ -189,7 +206,7 @@ impl Parser<'_> {
                 let url = toks.string("a relay URL", "via")?;
                 r.host = Some(relay_url(&classic_url(&url)).map_err(|m| (at.0, at.1, m))?);
             } else if toks.eat("auth") {
-                r.auth = Some(self.declared_table(toks, "auth")?);
+                r.auth = Some(self.shaped_table(toks, "auth", Shape::Map)?);
             } else if toks.eat("as") {
                 r.mail_from = Some(toks.string("an address", "as")?);
             } else if toks.eat("tls") {

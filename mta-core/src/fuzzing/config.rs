@@ -128,6 +128,12 @@ mod tests {
     }
 
     #[test]
+    fn a_classic_virtual_list_is_refused_not_printed_wrong() {
+        // Found by the fuzzer: a list given as a classic virtual table.
+        super::parse(b"accept for any virtual { \x98A } deliver to maildir\n");
+    }
+
+    #[test]
     fn a_valid_file_goes_through_the_round_trip() {
         super::parse(b"t = \"lo\"\nlisten on $t port 2525\naction \"a\" mbox\nmatch from any for any action \"a\"\n");
     }
