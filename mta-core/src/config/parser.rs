@@ -9,6 +9,9 @@ use super::model::Config;
 const MAX_INCLUDE_DEPTH: usize = 16;
 /// Deepest macro-in-macro expansion accepted.
 const MAX_MACRO_DEPTH: usize = 8;
+/// Work allowed to expand the macros of one statement (tokens visited plus bytes lexed),
+/// so that macros nesting many references cannot blow up.
+const MACRO_BUDGET: usize = 1_000_000;
 
 /// A parse error inside one statement: position and message.
 pub(crate) type PErr = (u32, u32, String);
@@ -149,7 +152,7 @@ impl<'l> Parser<'l> {
             }
             return;
         }
-        let toks = match self.expand(&stmt.toks, 0) {
+        let toks = match self.expand(&stmt.toks, 0, &mut MACRO_BUDGET.clone()) {
             Ok(t) => t,
             Err(e) => {
                 self.error(e);
@@ -173,9 +176,19 @@ impl<'l> Parser<'l> {
         self.dispatch(&stmt);
     }
 
-    fn expand(&self, toks: &[Tok], depth: usize) -> Result<Vec<Tok>, PErr> {
+    fn expand(&self, toks: &[Tok], depth: usize, budget: &mut usize) -> Result<Vec<Tok>, PErr> {
         let mut out = Vec::with_capacity(toks.len());
         for t in toks {
+            *budget = match budget.checked_sub(1) {
+                Some(b) => b,
+                None => {
+                    return Err((
+                        t.line,
+                        t.col,
+                        "statement too long once macros are expanded".into(),
+                    ))
+                }
+            };
             let TokKind::Macro(name, suffix) = &t.kind else {
                 out.push(t.clone());
                 continue;
@@ -190,6 +203,7 @@ impl<'l> Parser<'l> {
                     format!("macro \"${name}\" expands too deeply"),
                 ));
             }
+            *budget = budget.saturating_sub(value.len());
             let (stmts, errs) = statements(value, (t.line, t.col));
             if let Some((_, _, msg)) = errs.into_iter().next() {
                 return Err((t.line, t.col, format!("in macro \"${name}\": {msg}")));
@@ -202,7 +216,7 @@ impl<'l> Parser<'l> {
                     ..i
                 }));
             }
-            let mut expanded = self.expand(&inner, depth.saturating_add(1))?;
+            let mut expanded = self.expand(&inner, depth.saturating_add(1), budget)?;
             if !suffix.is_empty() {
                 match expanded.as_mut_slice() {
                     [Tok {

@@ -185,3 +185,19 @@ fn error_list_is_bounded() {
     let e = parse(&text, "x", &[], &mut no_files).expect_err("fails");
     assert_eq!(e.0.len(), super::error::MAX_ERRORS);
 }
+
+#[test]
+fn macro_expansion_is_bounded() {
+    let mut text = String::from("m0 = \"x\"\n");
+    for i in 1..8 {
+        let refs = format!("${} ", format_args!("m{}", i - 1)).repeat(100);
+        text.push_str(&format!("m{i} = \"{refs}\"\n"));
+    }
+    text.push_str("listen on $m7\n");
+    let e = parse(&text, "x", &[], &mut no_files).expect_err("too big");
+    assert!(
+        e.to_string()
+            .contains("statement too long once macros are expanded"),
+        "{e}"
+    );
+}
