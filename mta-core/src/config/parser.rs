@@ -7,6 +7,8 @@ use super::model::Config;
 
 /// Deepest `include` nesting accepted (an include loop ends here with an error).
 const MAX_INCLUDE_DEPTH: usize = 16;
+/// Most files read through `include` in one configuration.
+const MAX_INCLUDES: usize = 1000;
 /// Deepest macro-in-macro expansion accepted.
 const MAX_MACRO_DEPTH: usize = 8;
 /// Work allowed to expand the macros of one statement (tokens visited plus bytes lexed),
@@ -51,6 +53,8 @@ pub(crate) struct Parser<'l> {
     pub(crate) classic_count: usize,
     /// Where each pki was first declared, to report one left without cert or key.
     pub(crate) pki_first_seen: Vec<(String, String, (u32, u32))>,
+    /// Files included so far.
+    includes: usize,
 }
 
 impl<'l> Parser<'l> {
@@ -71,6 +75,7 @@ impl<'l> Parser<'l> {
             grammar: GrammarUse::default(),
             classic_count: 0,
             pki_first_seen: Vec::new(),
+            includes: 0,
         }
     }
 
@@ -255,6 +260,10 @@ impl<'l> Parser<'l> {
             .first()
             .map(|t| (t.line, t.col))
             .unwrap_or(stmt.end);
+        self.includes = self.includes.saturating_add(1);
+        if self.includes > MAX_INCLUDES {
+            return self.error((line, col, format!("too many included files at \"{path}\"")));
+        }
         if depth >= MAX_INCLUDE_DEPTH {
             return self.error((
                 line,
