@@ -12,3 +12,4 @@ cd "$(dirname "$0")" || exit 1
     done
     echo '];'
 } > list.rs
+rustfmt --edition 2021 list.rs
