@@ -149,7 +149,7 @@ pub fn check_listen_addresses(loaded: &Loaded) -> Vec<String> {
                     })
                 })
                 .unwrap_or(false),
-            ListenAddress::Localhost | ListenAddress::Ip(_) => true,
+            ListenAddress::Any | ListenAddress::Localhost | ListenAddress::Ip(_) => true,
         };
         if !ok {
             let name = match &l.address {

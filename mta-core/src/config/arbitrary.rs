@@ -97,7 +97,8 @@ fn table_match(g: &mut Gen, c: &Config) -> TableMatch {
 }
 
 fn address(g: &mut Gen) -> ListenAddress {
-    match u8::arbitrary(g) % 5 {
+    match u8::arbitrary(g) % 6 {
+        5 => ListenAddress::Any,
         0 => ListenAddress::Localhost,
         1 => ListenAddress::Interface(pick(g, &["lo", "eth0", "egress"]).into()),
         2 => ListenAddress::Ip(IpAddr::V4(Ipv4Addr::from(u32::arbitrary(g)))),

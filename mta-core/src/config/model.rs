@@ -111,6 +111,9 @@ pub enum Dhe {
 /// Where a listener listens (`listen on ADDRESS`).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum ListenAddress {
+    /// `all`: every address of the machine (the `all` interface group of OpenBSD; the
+    /// portable OpenSMTPD refuses the word, we listen on the unspecified addresses).
+    Any,
     /// `localhost`: the loopback addresses.
     Localhost,
     /// A network interface or interface group, such as `lo`, `eth0` or `egress`.

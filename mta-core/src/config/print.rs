@@ -206,6 +206,7 @@ fn action_line(name: &str, a: &Action) -> String {
 fn listener_line(l: &Listener) -> String {
     let mut s = String::from("listen on ");
     match &l.address {
+        ListenAddress::Any => s.push_str("all"),
         ListenAddress::Localhost => s.push_str("localhost"),
         ListenAddress::Interface(n) | ListenAddress::Host(n) => s.push_str(&quote(n)),
         ListenAddress::Ip(ip) => s.push_str(&ip.to_string()),

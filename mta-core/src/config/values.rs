@@ -148,7 +148,9 @@ pub(crate) fn read_port(toks: &mut Toks<'_>, after: &str) -> Result<u16, PErr> {
 
 /// Classifies the address of `listen on`.
 pub(crate) fn listen_address(s: &str) -> ListenAddress {
-    if s == "localhost" {
+    if s == "all" {
+        ListenAddress::Any
+    } else if s == "localhost" {
         ListenAddress::Localhost
     } else if let Ok(ip) = s.parse::<IpAddr>() {
         ListenAddress::Ip(ip)

@@ -317,6 +317,10 @@ pub const CORPUS: &[(&str, &str)] = &[
         include_str!("valid/ours/04-multiline-inline-table.conf"),
     ),
     (
+        "valid/ours/05-openbsd-default.conf",
+        include_str!("valid/ours/05-openbsd-default.conf"),
+    ),
+    (
         "valid/ours/06-equivalent-modern.conf",
         include_str!("valid/ours/06-equivalent-modern.conf"),
     ),
