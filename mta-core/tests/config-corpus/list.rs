@@ -301,6 +301,10 @@ pub const CORPUS: &[(&str, &str)] = &[
         include_str!("valid/modern/26-inline-action-tables.conf"),
     ),
     (
+        "valid/modern/28-debian-default.conf",
+        include_str!("valid/modern/28-debian-default.conf"),
+    ),
+    (
         "valid/ours/01-extensions.conf",
         include_str!("valid/ours/01-extensions.conf"),
     ),
