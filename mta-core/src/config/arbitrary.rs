@@ -511,7 +511,9 @@ impl Arbitrary for ArbitraryConfig {
             actions.insert(pick(g, NAMES).to_string(), action(g, &c));
         }
         c.actions = actions;
-        c.rules = (0..usize::arbitrary(g) % 5).map(|_| rule(g, &c)).collect();
+        c.rules = (0..usize::arbitrary(g) % 5 + 1)
+            .map(|_| rule(g, &c))
+            .collect();
         ArbitraryConfig(c)
     }
 }

@@ -41,6 +41,7 @@ pub fn parse(
     parser.file(text, file_name, 0);
     parser.check_mixing();
     parser.check_pki();
+    parser.check_rules(file_name);
     parser.finish()
 }
 

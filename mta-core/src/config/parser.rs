@@ -363,6 +363,17 @@ impl<'l> Parser<'l> {
         }
     }
 
+    /// Reports a configuration without any rule: it could accept no mail at all, and
+    /// OpenSMTPD refuses it too ("no rules, nothing to do"). Said only when nothing else is
+    /// wrong: a rule that failed to parse is the likelier cause.
+    pub(crate) fn check_rules(&mut self, main_file: &str) {
+        if self.config.rules.is_empty() && self.errors.is_empty() {
+            let saved = std::mem::replace(&mut self.file, main_file.to_string());
+            self.error((1, 1, "no match rule: nothing would ever be accepted".into()));
+            self.file = saved;
+        }
+    }
+
     /// The errors, or the configuration if there were none.
     pub(crate) fn finish(self) -> Result<Config, ConfigErrors> {
         if self.errors.is_empty() {

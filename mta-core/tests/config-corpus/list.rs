@@ -145,6 +145,10 @@ pub const CORPUS: &[(&str, &str)] = &[
         include_str!("invalid/modern/30-socket-tag-twice.conf"),
     ),
     (
+        "invalid/modern/31-no-rules.conf",
+        include_str!("invalid/modern/31-no-rules.conf"),
+    ),
+    (
         "invalid/ours/01-mixed-grammars.conf",
         include_str!("invalid/ours/01-mixed-grammars.conf"),
     ),
