@@ -27,7 +27,7 @@ pub struct Limits {
     /// Bad commands (5yz answers for syntax or sequence) tolerated before the session
     /// answers `421 4.7.0` and closes.
     pub errors: usize,
-    /// Questions to the engine in flight at once; with PIPELINING a batch of RCPT
+    /// Replies held back behind a question in flight; with PIPELINING a batch of RCPT
     /// commands is asked together up to this many, then the session waits.
     pub pipeline_depth: usize,
     /// Bytes held in the receive buffer (pipelined commands waiting behind an answer).

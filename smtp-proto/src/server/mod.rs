@@ -329,8 +329,9 @@ impl ServerSession {
         };
         let waiting = self.pipeline.waiting();
         if waiting > 0 {
-            // Only RCPT questions are in flight: another RCPT may join them.
-            if waiting >= self.config.limits.pipeline_depth {
+            // Only RCPT questions are in flight: another RCPT may join them, as long as
+            // the replies held back (answered or not) stay within the pipeline depth.
+            if self.pipeline.held() >= self.config.limits.pipeline_depth {
                 return false;
             }
             let Some(len) = self.framer.peek(&mut self.rx, max) else {
