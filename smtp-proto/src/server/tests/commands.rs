@@ -288,3 +288,91 @@ fn rejected_recipients_leave_no_valid_recipient() {
     h.answer(asks(&all)[0].0, reply(550, "no such user"));
     assert_eq!(h.say("DATA\r\n"), "554 5.5.1 No valid recipients\r\n");
 }
+
+#[test]
+fn parameters_must_be_advertised_and_follow_ehlo() {
+    let mut h = harness(config());
+    h.drain();
+    h.say("HELO client\r\n");
+    assert_eq!(
+        h.say("MAIL FROM:<a@b.c> SIZE=10\r\n"),
+        "555 5.5.4 Parameter not supported here\r\n"
+    );
+    let ext = Extensions {
+        dsn: false,
+        smtputf8: false,
+        ..Extensions::default()
+    };
+    let mut h = ehloed(ServerConfig {
+        extensions: ext,
+        ..config()
+    });
+    assert_eq!(
+        h.say("MAIL FROM:<a@b.c> RET=HDRS\r\n"),
+        "555 5.5.4 Parameter not supported here\r\n"
+    );
+    assert_eq!(
+        h.say("MAIL FROM:<a@b.c> SMTPUTF8\r\n"),
+        "555 5.5.4 Parameter not supported here\r\n"
+    );
+    h.say("MAIL FROM:<a@b.c>\r\n");
+    assert_eq!(
+        h.say("RCPT TO:<d@e.f> NOTIFY=NEVER\r\n"),
+        "555 5.5.4 Parameter not supported here\r\n"
+    );
+    let mut h = ehloed(config());
+    assert!(h
+        .say("MAIL FROM:<a@b.c> FOO=BAR\r\n")
+        .starts_with("555 5.5.4 "));
+}
+
+#[test]
+fn smtputf8_transactions_accept_utf8_recipients() {
+    let mut h = ehloed(config());
+    assert_eq!(h.say("MAIL FROM:<a@b.c> SMTPUTF8\r\n"), "250 2.0.0 ok\r\n");
+    assert_eq!(
+        h.say("RCPT TO:<jös@bücher.example>\r\n"),
+        "250 2.0.0 ok\r\n"
+    );
+    let mut h = ehloed(config());
+    h.say("MAIL FROM:<a@b.c>\r\n");
+    assert!(h
+        .say("RCPT TO:<jös@bücher.example>\r\n")
+        .starts_with("553 5.6.7 "));
+}
+
+#[test]
+fn transactions_per_session_are_limited() {
+    let limits = crate::limits::Limits {
+        transactions: 1,
+        ..Default::default()
+    };
+    let mut h = ehloed(ServerConfig { limits, ..config() });
+    h.say("MAIL FROM:<a@b.c>\r\nRSET\r\n");
+    assert_eq!(
+        h.say("MAIL FROM:<a@b.c>\r\n"),
+        "452 4.3.2 Too many transactions in this session\r\n"
+    );
+}
+
+#[test]
+fn auth_needs_ehlo_and_long_auth_lines_are_refused() {
+    let cfg = ServerConfig {
+        auth: true,
+        auth_plaintext: true,
+        ..config()
+    };
+    let mut h = harness(cfg.clone());
+    h.drain();
+    h.say("HELO c\r\n");
+    assert_eq!(h.say("AUTH PLAIN\r\n"), "503 5.5.1 Send EHLO first\r\n");
+    let mut h = ehloed(cfg);
+    assert_eq!(h.say("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
+    let long = "A".repeat(13000);
+    assert_eq!(
+        h.say(&format!("{long}\r\n")),
+        "500 5.5.6 Authentication Exchange line is too long\r\n"
+    );
+    // Back to commands.
+    assert_eq!(h.say("NOOP\r\n"), "250 2.0.0 Ok\r\n");
+}
