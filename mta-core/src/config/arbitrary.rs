@@ -300,7 +300,20 @@ fn rule(g: &mut Gen, c: &Config) -> Rule {
         },
         CriterionKind::Tls,
     ];
+    let from_class = match criteria.first().map(|c| &c.kind) {
+        Some(CriterionKind::From(FromCriterion::Auth(_))) => Some("auth"),
+        Some(CriterionKind::From(FromCriterion::MailFrom(_))) => Some("mail-from"),
+        _ => None,
+    };
     for kind in extras {
+        let clash = match kind {
+            CriterionKind::Auth(_) => from_class == Some("auth"),
+            CriterionKind::MailFrom(_) => from_class == Some("mail-from"),
+            _ => false,
+        };
+        if clash {
+            continue;
+        }
         if u8::arbitrary(g) % 4 == 0 {
             criteria.push(Criterion {
                 negated: bool::arbitrary(g),
@@ -331,11 +344,16 @@ fn filter(g: &mut Gen, c: &Config) -> Filter {
         .collect();
     match u8::arbitrary(g) % 4 {
         0 if !procs.is_empty() => Filter::Proc(pick(g, &procs)),
-        1 if !plain.is_empty() => Filter::Chain(
-            (0..usize::arbitrary(g) % 3 + 1)
-                .map(|_| pick(g, &plain))
-                .collect(),
-        ),
+        1 if !plain.is_empty() => {
+            let mut members: Vec<String> = Vec::new();
+            for _ in 0..usize::arbitrary(g) % 3 + 1 {
+                let m = pick(g, &plain);
+                if !members.contains(&m) {
+                    members.push(m);
+                }
+            }
+            Filter::Chain(members)
+        }
         2 => Filter::ProcExec(ProcExec {
             command: non_empty_value(g),
             user: opt(g, non_empty_value),
@@ -369,9 +387,31 @@ fn filter(g: &mut Gen, c: &Config) -> Filter {
                 (6, true) => FilterConditionKind::RcptTo(tm(g)),
                 _ => FilterConditionKind::Fcrdns,
             };
+            let known_from = match kind {
+                FilterConditionKind::Helo(_) => 1,
+                FilterConditionKind::Auth(_) | FilterConditionKind::MailFrom(_) => 3,
+                FilterConditionKind::RcptTo(_) => 4,
+                _ => 0,
+            };
+            let phases = [
+                FilterPhase::Connect,
+                FilterPhase::Helo,
+                FilterPhase::Ehlo,
+                FilterPhase::MailFrom,
+                FilterPhase::RcptTo,
+                FilterPhase::Data,
+                FilterPhase::Commit,
+            ];
+            let phase = if known_from == 4 {
+                FilterPhase::RcptTo
+            } else if phases.get(known_from..).is_some_and(|p| p.contains(&phase)) {
+                phase
+            } else {
+                FilterPhase::Data
+            };
             let message = || "550 go away".to_string();
             let decision = match u8::arbitrary(g) % 5 {
-                0 => FilterDecision::Bypass,
+                0 if phase != FilterPhase::Commit => FilterDecision::Bypass,
                 1 if phase != FilterPhase::Commit => FilterDecision::Junk,
                 2 => FilterDecision::Disconnect(message()),
                 3 => FilterDecision::Rewrite(non_empty_value(g)),

@@ -51,7 +51,11 @@ impl Parser<'_> {
             "listen" => self.listen(toks),
             "filter" => self.filter(toks),
             "proc" => {
+                let at = toks.here();
                 let name = toks.string("a process name", "proc")?;
+                if self.config.procs.contains_key(&name) {
+                    return Err((at.0, at.1, format!("proc \"{name}\" is already defined")));
+                }
                 let command = toks.string("a command", &format!("proc {name}"))?;
                 toks.done()?;
                 self.config.procs.insert(name, command);
@@ -94,7 +98,15 @@ impl Parser<'_> {
             }
             "mda" => {
                 toks.expect("wrapper", "mda")?;
+                let at = toks.here();
                 let name = toks.string("a wrapper name", "wrapper")?;
+                if self.config.options.mda_wrappers.contains_key(&name) {
+                    return Err((
+                        at.0,
+                        at.1,
+                        format!("mda wrapper \"{name}\" is already defined"),
+                    ));
+                }
                 let command = toks.string("a command", &name)?;
                 toks.done()?;
                 self.config.options.mda_wrappers.insert(name, command);
@@ -405,6 +417,13 @@ impl Parser<'_> {
                             format!("filter chain \"{m}\" cannot be part of a chain"),
                         ))
                     }
+                    Some(_) if members.contains(&m) => {
+                        return Err((
+                            at.0,
+                            at.1,
+                            format!("filter \"{m}\" appears twice in the chain"),
+                        ));
+                    }
                     Some(_) => members.push(m),
                 }
             }
@@ -430,11 +449,28 @@ impl Parser<'_> {
                 chroot: None,
             };
             while !toks.is_done() {
+                let at = toks.here();
+                let twice = |what: &str| {
+                    (
+                        at.0,
+                        at.1,
+                        format!("{what} already specified for this filter"),
+                    )
+                };
                 if toks.eat("user") {
+                    if pe.user.is_some() {
+                        return Err(twice("user"));
+                    }
                     pe.user = Some(toks.string("a user name", "user")?);
                 } else if toks.eat("group") {
+                    if pe.group.is_some() {
+                        return Err(twice("group"));
+                    }
                     pe.group = Some(toks.string("a group name", "group")?);
                 } else if toks.eat("chroot") {
+                    if pe.chroot.is_some() {
+                        return Err(twice("chroot"));
+                    }
                     pe.chroot = Some(toks.string("a directory", "chroot")?);
                 } else {
                     return Err(toks.expected("\"user\", \"group\" or \"chroot\"", "proc-exec"));
@@ -466,6 +502,7 @@ impl Parser<'_> {
         toks.expect("match", "phase")?;
         let negated = toks.eat_kind(&TokKind::Bang);
         let at = toks.here();
+        let cond_at = at;
         let kw = raw(toks, "a filter condition", "match")?;
         let kind = match kw.as_str() {
             "fcrdns" => FilterConditionKind::Fcrdns,
@@ -480,15 +517,13 @@ impl Parser<'_> {
         let at = toks.here();
         let decision = match raw(toks, "a decision", &kw)?.as_str() {
             "bypass" => FilterDecision::Bypass,
-            "junk" if phase == FilterPhase::Commit => {
-                return Err((at.0, at.1, "junk is not possible at the commit phase (the message is already accepted)".into()));
-            }
             "junk" => FilterDecision::Junk,
             "disconnect" => FilterDecision::Disconnect(self.filter_message(toks, "disconnect")?),
             "reject" => FilterDecision::Reject(self.filter_message(toks, "reject")?),
             "rewrite" => FilterDecision::Rewrite(toks.string("a value", "rewrite")?),
             other => return Err((at.0, at.1, format!("expected a decision (bypass, disconnect, junk, reject, rewrite), found \"{other}\""))),
         };
+        check_filter_phase(phase, &kind, &decision, cond_at)?;
         Ok(BuiltinFilter {
             phase,
             condition: FilterCondition { negated, kind },
@@ -651,4 +686,46 @@ impl Parser<'_> {
         }
         toks.done()
     }
+}
+
+/// Checks that a builtin filter's condition can be known at its phase (smtpd.conf(5):
+/// only fcrdns, rdns and src are known from the start; the HELO name after HELO, the
+/// sender and authentication from MAIL FROM on, the recipient only at RCPT TO) and that
+/// its decision is possible there (no bypass or junk once the message is committed).
+fn check_filter_phase(
+    phase: FilterPhase,
+    kind: &FilterConditionKind,
+    decision: &FilterDecision,
+    at: (u32, u32),
+) -> Result<(), PErr> {
+    use FilterPhase::{Commit, Connect, Data, MailFrom, RcptTo};
+    let (name, known) = match kind {
+        FilterConditionKind::Fcrdns
+        | FilterConditionKind::Rdns(_)
+        | FilterConditionKind::Src(_) => ("", true),
+        FilterConditionKind::Helo(_) => ("helo", phase != Connect),
+        FilterConditionKind::Auth(_) => {
+            ("auth", matches!(phase, MailFrom | RcptTo | Data | Commit))
+        }
+        FilterConditionKind::MailFrom(_) => (
+            "mail-from",
+            matches!(phase, MailFrom | RcptTo | Data | Commit),
+        ),
+        FilterConditionKind::RcptTo(_) => ("rcpt-to", phase == RcptTo),
+    };
+    if !known {
+        return Err((
+            at.0,
+            at.1,
+            format!("the {name} condition is not known yet at this phase"),
+        ));
+    }
+    if phase == Commit && matches!(decision, FilterDecision::Bypass | FilterDecision::Junk) {
+        return Err((
+            at.0,
+            at.1,
+            "bypass and junk are not possible at the commit phase".into(),
+        ));
+    }
+    Ok(())
 }

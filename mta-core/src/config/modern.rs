@@ -285,15 +285,17 @@ impl Parser<'_> {
                 ));
             }
             let negated = toks.eat_kind(&TokKind::Bang);
-            let (class, kind) = self.criterion(toks)?;
-            if seen.contains(&class) {
-                return Err((
-                    at.0,
-                    at.1,
-                    format!("{class} already specified in this rule"),
-                ));
+            let (classes, kind) = self.criterion(toks)?;
+            for class in classes {
+                if seen.contains(class) {
+                    return Err((
+                        at.0,
+                        at.1,
+                        format!("{class} already specified in this rule"),
+                    ));
+                }
+                seen.push(class);
             }
-            seen.push(class);
             criteria.push(Criterion { negated, kind });
         };
         toks.done()?;
@@ -316,24 +318,37 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn criterion(&mut self, toks: &mut Toks<'_>) -> Result<(&'static str, CriterionKind), PErr> {
+    fn criterion(
+        &mut self,
+        toks: &mut Toks<'_>,
+    ) -> Result<(&'static [&'static str], CriterionKind), PErr> {
         let at = toks.here();
         let Some(TokKind::Word(w)) = toks.peek().map(|t| t.kind.clone()) else {
             return Err(toks.err("expected a match criterion (from, for, auth, helo, mail-from, rcpt-to, tag, tls), \"action\" or \"reject\"".into()));
         };
         toks.bump();
         Ok(match w.as_str() {
-            "from" => ("from", CriterionKind::From(self.source_criterion(toks)?)),
-            "for" => ("for", CriterionKind::For(self.target_criterion(toks)?)),
-            "auth" => ("auth", CriterionKind::Auth(self.optional_table_match(toks, "auth")?)),
-            "helo" => ("helo", CriterionKind::Helo(self.table_match(toks, "helo")?)),
-            "mail-from" => ("mail-from", CriterionKind::MailFrom(self.table_match(toks, "mail-from")?)),
-            "rcpt-to" => ("rcpt-to", CriterionKind::RcptTo(self.table_match(toks, "rcpt-to")?)),
+            "from" => {
+                let from = self.source_criterion(toks)?;
+                // `from auth` and `auth`, `from mail-from` and `mail-from` test the same
+                // thing: OpenSMTPD takes each once per rule.
+                let classes: &'static [&'static str] = match from {
+                    FromCriterion::Auth(_) => &["from", "auth"],
+                    FromCriterion::MailFrom(_) => &["from", "mail-from"],
+                    _ => &["from"],
+                };
+                (classes, CriterionKind::From(from))
+            }
+            "for" => (&["for"], CriterionKind::For(self.target_criterion(toks)?)),
+            "auth" => (&["auth"], CriterionKind::Auth(self.optional_table_match(toks, "auth")?)),
+            "helo" => (&["helo"], CriterionKind::Helo(self.table_match(toks, "helo")?)),
+            "mail-from" => (&["mail-from"], CriterionKind::MailFrom(self.table_match(toks, "mail-from")?)),
+            "rcpt-to" => (&["rcpt-to"], CriterionKind::RcptTo(self.table_match(toks, "rcpt-to")?)),
             "tag" => {
                 let regex = toks.eat("regex");
-                ("tag", CriterionKind::Tag { regex, tag: toks.string("a tag", "tag")? })
+                (&["tag"], CriterionKind::Tag { regex, tag: toks.string("a tag", "tag")? })
             }
-            "tls" => ("tls", CriterionKind::Tls),
+            "tls" => (&["tls"], CriterionKind::Tls),
             other => return Err((at.0, at.1, format!("expected a match criterion (from, for, auth, helo, mail-from, rcpt-to, tag, tls), \"action\" or \"reject\", found \"{other}\""))),
         })
     }

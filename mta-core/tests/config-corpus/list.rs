@@ -149,6 +149,22 @@ pub const CORPUS: &[(&str, &str)] = &[
         include_str!("invalid/modern/31-no-rules.conf"),
     ),
     (
+        "invalid/modern/32-filter-condition-too-early.conf",
+        include_str!("invalid/modern/32-filter-condition-too-early.conf"),
+    ),
+    (
+        "invalid/modern/33-from-auth-and-auth.conf",
+        include_str!("invalid/modern/33-from-auth-and-auth.conf"),
+    ),
+    (
+        "invalid/modern/34-chain-twice.conf",
+        include_str!("invalid/modern/34-chain-twice.conf"),
+    ),
+    (
+        "invalid/modern/35-duplicate-proc.conf",
+        include_str!("invalid/modern/35-duplicate-proc.conf"),
+    ),
+    (
         "invalid/ours/01-mixed-grammars.conf",
         include_str!("invalid/ours/01-mixed-grammars.conf"),
     ),
