@@ -5,3 +5,4 @@ pub mod delivery;
 pub mod spool;
 pub mod cli;
 pub mod config_load;
+pub mod server;

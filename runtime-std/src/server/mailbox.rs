@@ -1,0 +1,107 @@
+//! A session's mailbox: what the engine (driven from any thread) has for one connection
+//! thread, and an eventfd that wakes that thread out of `poll(2)` when something arrives.
+//!
+//! Engine actions addressed to a session are pushed here in the order the engine emitted
+//! them; the connection thread drains them before it reads from its socket again.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::unix::io::RawFd;
+use std::sync::Mutex;
+
+use smtp_proto::server::{Answer, ReqId};
+
+/// One thing the engine has for a session.
+#[derive(Debug)]
+pub enum Note {
+    /// The answer to a question the session asked.
+    Answer(ReqId, Answer),
+    /// A message begins: create it in the spool's incoming area and write `header` (the
+    /// `Received:` line the engine composed) before the body.
+    Open {
+        /// The message id chosen by the engine.
+        msgid: String,
+        /// Bytes that go before the body.
+        header: Vec<u8>,
+    },
+    /// The body is complete: add these envelope records and make the message durable,
+    /// then report the result to the engine.
+    Commit {
+        /// The message id.
+        msgid: String,
+        /// `(envelope id, record)` for every envelope.
+        envelopes: Vec<(String, Vec<u8>)>,
+    },
+    /// The message will not be committed: remove what was written.
+    Abort {
+        /// The message id.
+        msgid: String,
+    },
+    /// The server is stopping: tell the client 421 and close.
+    Shutdown,
+}
+
+/// The notes waiting for one connection thread, with its wake-up descriptor.
+#[derive(Debug)]
+pub struct Mailbox {
+    notes: Mutex<VecDeque<Note>>,
+    event_fd: RawFd,
+}
+
+impl Mailbox {
+    /// A new, empty mailbox with its eventfd.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses an eventfd (descriptor limit).
+    pub fn new() -> io::Result<Mailbox> {
+        // SAFETY: eventfd takes plain integers and returns a descriptor or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mailbox {
+            notes: Mutex::new(VecDeque::new()),
+            event_fd: fd,
+        })
+    }
+
+    /// Leave a note and wake the connection thread.
+    pub fn push(&self, note: Note) {
+        if let Ok(mut notes) = self.notes.lock() {
+            notes.push_back(note);
+        }
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes we own to our own eventfd.
+        unsafe {
+            libc::write(self.event_fd, (&one as *const u64).cast(), 8);
+        }
+    }
+
+    /// Take every waiting note, oldest first, and reset the wake-up descriptor.
+    pub fn take(&self) -> VecDeque<Note> {
+        let mut counter: u64 = 0;
+        // SAFETY: reading 8 bytes into a u64 we own from our own eventfd (non-blocking).
+        unsafe {
+            libc::read(self.event_fd, (&mut counter as *mut u64).cast(), 8);
+        }
+        match self.notes.lock() {
+            Ok(mut notes) => std::mem::take(&mut *notes),
+            Err(_) => VecDeque::new(),
+        }
+    }
+
+    /// The descriptor that becomes readable when a note is pushed.
+    pub fn fd(&self) -> RawFd {
+        self.event_fd
+    }
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is ours and closed once.
+        unsafe {
+            libc::close(self.event_fd);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The serving runtime of `smtpd-std`: TCP listeners, one thread per connection driving
+//! smtp-proto's server session, the engine of `mta-core` behind a mutex, the spool, a pool
+//! of delivery threads, a timer thread for the engine's deadlines, logs and signals.
+//!
+//! Threads:
+//! - the main thread accepts connections until SIGTERM or SIGINT;
+//! - one thread per connection ([`conn`]) reads, writes, streams bodies into the spool and
+//!   commits them (the commit's fsyncs never run under the engine lock);
+//! - whichever thread feeds the engine drains its actions ([`engine_host`]): answers and
+//!   message notes go to the sessions' [`mailbox::Mailbox`]es in the engine's order,
+//!   lookups run at once outside the lock, deliveries go to the [`delivery_worker`] pool,
+//!   envelope updates, removals and bounces go, in order, to one spool thread;
+//! - a timer thread feeds `Tick` at the engine's deadline.
+//!
+//! Every effect goes through one narrow function per kind (spool calls in [`conn`] and
+//! [`engine_host`], lookups in [`engine_host`], [`delivery_worker::deliver_local`]), the
+//! seams where monkey mode will wrap faults.
+
+pub mod conn;
+pub mod delivery_worker;
+pub mod listener;
+pub mod log;
+pub mod mailbox;
+pub mod received;
+pub mod signals;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mta_core::config::{Config, Listener};
+use smtp_proto::server::ServerConfig;
+
+/// The default `smtp max-message-size`: 35 MB, as OpenSMTPD.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 35 * 1024 * 1024;
+
+/// How the daemon serves, beyond the configuration file.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The state directory (`$state_dir`): the queue lives in `queue/` below it unless
+    /// the configuration says `queue path`.
+    pub state_dir: PathBuf,
+    /// `-v`: log the lines meant for debugging too.
+    pub verbose: bool,
+    /// Connections served at once; the next client gets `421 4.3.2`.
+    pub max_connections: usize,
+    /// Delivery threads.
+    pub delivery_threads: usize,
+    /// Free bytes the queue's file system must keep; below, MAIL gets `452 4.3.1`.
+    pub min_free_bytes: u64,
+    /// How long a stop waits for sessions and deliveries to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl ServeOptions {
+    /// The defaults for a state directory: 512 connections, 8 delivery threads, 64 MiB
+    /// free space, 10 s of grace at shutdown.
+    pub fn new(state_dir: PathBuf) -> ServeOptions {
+        ServeOptions {
+            state_dir,
+            verbose: false,
+            max_connections: 512,
+            delivery_threads: 8,
+            min_free_bytes: 64 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+
+    /// The queue directory: `queue path` of the configuration, else `$state_dir/queue`.
+    pub fn queue_dir(&self, config: &Config) -> PathBuf {
+        config
+            .options
+            .queue
+            .path
+            .as_ref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.state_dir.join("queue"))
+    }
+}
+
+/// This host's name (gethostname(2)), or `localhost` when it has none.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".to_owned();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(buf.get(..end).unwrap_or_default()) {
+        Ok(name) if !name.is_empty() => name.to_owned(),
+        _ => "localhost".to_owned(),
+    }
+}
+
+/// The session configuration of one `listen on` line: its `hostname` (or the host's),
+/// the `smtp` limits of the configuration, DSN unless `no-dsn`. TLS and AUTH are not
+/// offered by this runtime yet.
+pub fn session_config(config: &Config, listener: &Listener, host: &str) -> ServerConfig {
+    let mut session = ServerConfig {
+        hostname: listener.hostname.clone().unwrap_or_else(|| host.to_owned()),
+        greeting: "ESMTP smtpd-rs".to_owned(),
+        ..ServerConfig::default()
+    };
+    let smtp = &config.options.smtp;
+    session.limits.message_size = smtp.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE);
+    if let Some(n) = smtp.max_rcpt {
+        session.limits.recipients = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    if let Some(n) = smtp.max_mails {
+        session.limits.transactions = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    session.extensions.dsn = !listener.no_dsn;
+    session
+}
