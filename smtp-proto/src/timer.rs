@@ -46,6 +46,18 @@ impl Default for Timeouts {
     }
 }
 
+/// `now + timeout`, saturating: an absurdly long configured timeout means "far away",
+/// never a panic.
+pub fn after(now: Instant, timeout: Duration) -> Instant {
+    let mut timeout = timeout;
+    loop {
+        if let Some(at) = now.checked_add(timeout) {
+            return at;
+        }
+        timeout /= 2;
+    }
+}
+
 /// The server session's timers.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum ServerTimer {
@@ -121,6 +133,16 @@ impl ServerTimers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_saturates() {
+        let t0 = crate::fuzzing::session::epoch();
+        assert_eq!(
+            after(t0, Duration::from_secs(5)),
+            t0 + Duration::from_secs(5)
+        );
+        assert!(after(t0, Duration::MAX) > t0 + Duration::from_secs(1 << 40));
+    }
 
     #[test]
     fn earliest_deadline_wins_and_stop_disarms() {

@@ -60,7 +60,7 @@ pub use config::{Extensions, ServerConfig};
 
 use crate::line::LineFramer;
 use crate::reply::EnhancedStatus;
-use crate::timer::{ServerTimer, ServerTimers};
+use crate::timer::{after, ServerTimer, ServerTimers};
 use pipeline::{Pending, Pipeline};
 use render::Canned;
 use state::{Greeted, Mode, Transaction};
@@ -211,7 +211,7 @@ impl ServerSession {
     fn receive(&mut self, mut bytes: &[u8], now: Instant) {
         if matches!(self.mode, Mode::Data(_) | Mode::Bdat(_)) && !bytes.is_empty() {
             let block = self.config.timeouts.data_block;
-            self.timers.set(ServerTimer::DataBlock, now + block);
+            self.timers.set(ServerTimer::DataBlock, after(now, block));
         }
         if matches!(self.mode, Mode::TlsHandshake) {
             self.discard_plaintext(bytes.len());
@@ -363,7 +363,7 @@ impl ServerSession {
                 self.timers.stop(ServerTimer::Idle);
                 if self.timers.get(ServerTimer::DataBlock).is_none() {
                     self.timers
-                        .set(ServerTimer::DataBlock, now + timeouts.data_block);
+                        .set(ServerTimer::DataBlock, after(now, timeouts.data_block));
                 }
             }
             Mode::Command | Mode::Auth(_) | Mode::TlsHandshake => {
@@ -377,7 +377,7 @@ impl ServerSession {
                     } else {
                         timeouts.server_idle
                     };
-                    self.timers.set(ServerTimer::Idle, now + wait);
+                    self.timers.set(ServerTimer::Idle, after(now, wait));
                 }
             }
         }
@@ -439,7 +439,7 @@ impl ServerSession {
     fn ask(&mut self, question: Question, pending: Pending, now: Instant, timeout: Duration) {
         self.next_question = self.next_question.wrapping_add(1);
         let id = ReqId(self.next_question);
-        self.pipeline.wait(id, pending, now + timeout);
+        self.pipeline.wait(id, pending, after(now, timeout));
         self.actions.push_back(Action::Ask(id, question));
     }
 
