@@ -400,3 +400,29 @@ mod tests {
         assert_eq!(outcome, run(&script, &[1]));
     }
 }
+
+#[cfg(test)]
+mod seed_tests {
+    use super::*;
+
+    #[test]
+    fn token_seed_reaches_bdat_after_tls_and_auth() {
+        // The committed seed fuzz/corpus/server_session/seed-tls-auth-bdat.
+        let seed = [
+            11, 0, 5, 0, 0, 0, 0, 3, 3, 7, 1, 13, 0, 20, 27, 0, 21, 23, 2, 5, 6, 8, 11, 9, 13, 25,
+        ];
+        server_session(&seed);
+        let outcome = run(&Script::parse(&seed), &[]);
+        let sent = String::from_utf8_lossy(&outcome.sent);
+        assert!(sent.contains("220 2.0.0 Ready to start TLS"), "{sent}");
+        assert!(sent.contains("250 AUTH PLAIN LOGIN"), "{sent}");
+        assert!(outcome
+            .questions
+            .iter()
+            .any(|q| matches!(q, Question::Auth { .. })));
+        assert!(outcome
+            .questions
+            .iter()
+            .any(|q| matches!(q, Question::DataStart { chunking: true })));
+    }
+}
