@@ -1,0 +1,105 @@
+//! Unit tests of the engine's pure helpers.
+
+use super::*;
+use crate::expand::{LocalMethod, LocalUser};
+
+#[test]
+fn method_spec_round_trips() {
+    let user = LocalUser {
+        name: "bob".into(),
+        uid: 1000,
+        gid: 100,
+        directory: "/home/b:ob".into(),
+    };
+    let methods = [
+        LocalMethod::Mbox,
+        LocalMethod::Maildir {
+            path: "/home/bob/Maildir".into(),
+            junk: false,
+        },
+        LocalMethod::Maildir {
+            path: "/x:y".into(),
+            junk: true,
+        },
+        LocalMethod::Mda {
+            command: "/usr/bin/procmail -f -".into(),
+        },
+        LocalMethod::Lmtp {
+            dest: "127.0.0.1:24".into(),
+            rcpt: "bob@example.org".into(),
+        },
+        LocalMethod::File {
+            path: "/var/log/mail:copy".into(),
+        },
+        LocalMethod::Command {
+            command: "cat > /dev/null".into(),
+        },
+    ];
+    for method in methods {
+        for user in [None, Some(user.clone())] {
+            let spec = LocalMethodSpec {
+                user,
+                method: method.clone(),
+            };
+            let (u, m) = spec.format();
+            assert_eq!(LocalMethodSpec::parse(&u, &m), Ok(spec));
+        }
+    }
+}
+
+#[test]
+fn method_spec_refuses_garbage() {
+    assert_eq!(
+        LocalMethodSpec::parse("", "carrier-pigeon:x"),
+        Err(MethodSpecError::Method)
+    );
+    assert_eq!(
+        LocalMethodSpec::parse("", "mboxx"),
+        Err(MethodSpecError::Method)
+    );
+    assert_eq!(
+        LocalMethodSpec::parse("", "lmtp:no-tab"),
+        Err(MethodSpecError::Method)
+    );
+    assert_eq!(
+        LocalMethodSpec::parse("bob:x:1:/h", "mbox"),
+        Err(MethodSpecError::User)
+    );
+    assert_eq!(
+        LocalMethodSpec::parse("bob", "mbox"),
+        Err(MethodSpecError::User)
+    );
+}
+
+#[test]
+fn received_counter_counts_header_fields_only() {
+    let msg = b"Received: a\r\nreceived : b\r\n c\r\nX-Received: d\r\nRECEIVED:e\r\n\r\nReceived: body\r\n";
+    let mut counter = ReceivedCounter::new();
+    counter.feed(msg);
+    assert_eq!(counter.count(), 3);
+    assert!(counter.header_done());
+    assert_eq!(crate::bounce::count_received_headers(msg), 3);
+}
+
+quickcheck::quickcheck! {
+    fn received_counter_agrees_with_bounce(parts: Vec<(u8, Vec<u8>)>, cuts: Vec<usize>) -> bool {
+        let pieces: [&[u8]; 8] = [b"Received", b"rECEIVED", b":", b" ", b"\r\n", b"\n", b"\r", b"x"];
+        let mut msg = Vec::new();
+        for (k, extra) in &parts {
+            msg.extend_from_slice(pieces.get(usize::from(*k) % pieces.len()).copied().unwrap_or_default());
+            if extra.len() % 5 == 0 {
+                msg.extend_from_slice(extra);
+            }
+        }
+        let mut counter = ReceivedCounter::new();
+        let mut rest: &[u8] = &msg;
+        for cut in cuts {
+            let at = if rest.is_empty() { 0 } else { cut % rest.len() };
+            let (a, b) = rest.split_at(at);
+            counter.feed(a);
+            rest = b;
+        }
+        counter.feed(rest);
+        counter.count() == crate::bounce::count_received_headers(&msg)
+    }
+}
