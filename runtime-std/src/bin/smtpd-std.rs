@@ -1,6 +1,11 @@
-//! `smtpd-std`: the daemon of the minimal (blocking, std-only) build. For now only `-n`
-//! (check the configuration) works; see `runtime_std::cli`.
+//! `smtpd-std`: the daemon of the minimal (blocking, std-only) build. `-n` checks the
+//! configuration (`runtime_std::cli`); otherwise it serves mail (`runtime_std::server`).
 
-fn main() {
-    runtime_std::cli::main()
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match runtime_std::cli::parse_args(std::env::args().skip(1)) {
+        Ok(options) if !options.check => runtime_std::server::serve_command(&options),
+        _ => runtime_std::cli::main(),
+    }
 }

@@ -182,31 +182,27 @@ impl Conn {
     }
 
     fn ask(&mut self, req: ReqId, question: Question) {
-        match &question {
-            Question::MailFrom { .. } => {
-                if !self
-                    .ctx
-                    .spool
-                    .has_room(self.ctx.min_free_bytes)
-                    .unwrap_or(true)
-                {
-                    self.ctx
-                        .log
-                        .warn("smtp-in: queue file system is nearly full, refusing mail");
-                    let reply = Reply::new(
-                        452,
-                        Some(EnhancedStatus::new(4, 3, 1)),
-                        b"Insufficient system storage".to_vec(),
-                    );
-                    self.session
-                        .handle(Input::Answer(req, Answer::from(reply)), Instant::now());
-                    return;
-                }
-            }
-            Question::DataStart { .. } => {
-                self.counter = ReceivedCounter::default();
-            }
-            _ => {}
+        if matches!(question, Question::MailFrom { .. })
+            && !self
+                .ctx
+                .spool
+                .has_room(self.ctx.min_free_bytes)
+                .unwrap_or(true)
+        {
+            self.ctx
+                .log
+                .warn("smtp-in: queue file system is nearly full, refusing mail");
+            let reply = Reply::new(
+                452,
+                Some(EnhancedStatus::new(4, 3, 1)),
+                b"Insufficient system storage".to_vec(),
+            );
+            self.session
+                .handle(Input::Answer(req, Answer::from(reply)), Instant::now());
+            return;
+        }
+        if matches!(question, Question::DataStart { .. }) {
+            self.counter = ReceivedCounter::default();
         }
         let received = self.counter.count();
         self.ctx.backend.question(self.id, req, question, received);

@@ -18,11 +18,15 @@
 
 pub mod conn;
 pub mod delivery_worker;
+pub mod engine_host;
 pub mod listener;
 pub mod log;
 pub mod mailbox;
 pub mod received;
+mod serve;
 pub mod signals;
+
+pub use serve::{run, serve_command};
 
 use std::path::PathBuf;
 use std::time::Duration;

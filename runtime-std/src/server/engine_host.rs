@@ -1,0 +1,615 @@
+//! The engine behind a mutex, and the effects of its actions.
+//!
+//! Any thread may [`EngineHost::feed`] an input. Under the lock the engine handles it and
+//! its actions are drained: whatever is addressed to a session is pushed to that
+//! session's [`Mailbox`] at once (so a session sees the engine's order), log lines and
+//! the other effects are collected. After the lock is released the effects run: lookups
+//! at once on the feeding thread (their answers are fed back in the same call),
+//! deliveries on the [`DeliveryPool`], envelope updates, removals and bounces in order on
+//! one spool thread (a removal must never overtake the update or the bounce before it).
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mta_core::bounce::{self, BounceContext, Report};
+use mta_core::engine::{Action, Engine, Input, LocalMethodSpec, PeerAddr, SessionId, SessionInfo};
+use mta_core::expand::{self, FileLookup, UserLookup};
+use mta_core::queue::{self, DeliveryKind, Envelope, EnvelopeId, Failure, MessageId};
+use mta_core::scheduler::Outcome;
+use mta_core::time::UnixTime;
+use smtp_proto::reply::EnhancedStatus;
+use smtp_proto::server::{Question, ReqId};
+
+use super::conn::SessionBackend;
+use super::delivery_worker::{deliver_local, DeliveryPool, LocalJob};
+use super::log::Log;
+use super::mailbox::{Mailbox, Note};
+use crate::delivery::user::lookup_user;
+use crate::delivery::{self, DeliveryOutcome};
+use crate::spool::{GroupCommitter, Spool};
+
+/// Largest `.forward` or `:include:` file read.
+const MAX_FILE: u64 = 1024 * 1024;
+
+/// The wall clock as the engine counts it.
+pub fn unix_now() -> UnixTime {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    UnixTime::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// 64 bits from the kernel's random source (for seeds), or from the clock if it fails.
+pub fn os_seed() -> u64 {
+    let mut seed = [0u8; 8];
+    // SAFETY: getrandom writes at most 8 bytes into the buffer we own.
+    let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
+    if n == 8 {
+        u64::from_le_bytes(seed)
+    } else {
+        unix_now().as_millis() ^ u64::from(std::process::id()).rotate_left(32)
+    }
+}
+
+/// An effect kept for the spool thread, in the engine's order.
+enum SpoolWork {
+    Update(Box<Envelope>),
+    Remove(EnvelopeId),
+    Bounce {
+        report: Report,
+        msgid: MessageId,
+        envelopes: Vec<Envelope>,
+    },
+}
+
+/// The engine and the sessions' mailboxes, under one lock.
+struct Core {
+    engine: Engine,
+    mailboxes: HashMap<SessionId, Arc<Mailbox>>,
+}
+
+/// The shared engine and the runtime's effect executors. Create with
+/// [`EngineHost::start`]; it implements [`SessionBackend`] for the connection threads.
+pub struct EngineHost {
+    core: Mutex<Core>,
+    /// Wakes the timer thread when the engine's deadline may have moved.
+    timer_wake: Condvar,
+    spool: Spool,
+    committer: GroupCommitter,
+    pool: DeliveryPool,
+    spool_work: Mutex<Sender<SpoolWork>>,
+    log: Log,
+    hostname: String,
+    myself: Weak<EngineHost>,
+}
+
+impl EngineHost {
+    /// Wrap `engine`, start the spool thread and the timer thread.
+    ///
+    /// # Errors
+    ///
+    /// When a thread cannot be started.
+    pub fn start(
+        engine: Engine,
+        spool: Spool,
+        committer: GroupCommitter,
+        pool: DeliveryPool,
+        log: Log,
+        hostname: String,
+    ) -> std::io::Result<Arc<EngineHost>> {
+        let (tx, rx) = channel();
+        let host = Arc::new_cyclic(|myself| EngineHost {
+            core: Mutex::new(Core {
+                engine,
+                mailboxes: HashMap::new(),
+            }),
+            timer_wake: Condvar::new(),
+            spool,
+            committer,
+            pool,
+            spool_work: Mutex::new(tx),
+            log,
+            hostname,
+            myself: myself.clone(),
+        });
+        let weak = Arc::downgrade(&host);
+        std::thread::Builder::new()
+            .name("spool".to_owned())
+            .spawn(move || spool_thread(&weak, &rx))?;
+        let weak = Arc::downgrade(&host);
+        std::thread::Builder::new()
+            .name("timer".to_owned())
+            .spawn(move || timer_thread(&weak))?;
+        Ok(host)
+    }
+
+    /// Feed `input` (and every input its effects produce at once) to the engine and carry
+    /// out the actions.
+    pub fn feed(&self, input: Input) {
+        let mut pending = VecDeque::from([input]);
+        while let Some(input) = pending.pop_front() {
+            let mut effects = Vec::new();
+            let mut lines = Vec::new();
+            {
+                let Ok(mut core) = self.core.lock() else {
+                    return;
+                };
+                core.engine.handle(input, unix_now());
+                while let Some(action) = core.engine.poll_action() {
+                    route(&mut core, action, &mut effects, &mut lines);
+                }
+            }
+            self.timer_wake.notify_one();
+            for line in lines {
+                self.log.info(&line);
+            }
+            for effect in effects {
+                if let Some(next) = self.perform(effect) {
+                    pending.push_back(next);
+                }
+            }
+        }
+    }
+
+    /// Carry out one effect; returns the input it produced at once, if any.
+    fn perform(&self, action: Action) -> Option<Input> {
+        match action {
+            Action::Lookup { id, question, .. } => Some(Input::LookupAnswer {
+                id,
+                answer: lookup(&question),
+            }),
+            Action::CheckPassword { id, .. } => {
+                self.log
+                    .warn("smtp-in: AUTH is not supported by this runtime yet");
+                Some(Input::PasswordChecked { id, ok: false })
+            }
+            Action::Deliver(envelope) => {
+                self.deliver(envelope);
+                None
+            }
+            Action::UpdateEnvelope(envelope) => {
+                self.spool_later(SpoolWork::Update(Box::new(envelope)));
+                None
+            }
+            Action::RemoveEnvelope(id) => {
+                self.spool_later(SpoolWork::Remove(id));
+                None
+            }
+            Action::QueueBounce {
+                report,
+                msgid,
+                envelopes,
+            } => {
+                self.spool_later(SpoolWork::Bounce {
+                    report,
+                    msgid,
+                    envelopes,
+                });
+                None
+            }
+            Action::Log(line) => {
+                self.log.info(&line);
+                None
+            }
+            Action::Answer { .. }
+            | Action::OpenMessage { .. }
+            | Action::AbortMessage { .. }
+            | Action::CommitMessage { .. } => None,
+        }
+    }
+
+    fn spool_later(&self, work: SpoolWork) {
+        if let Ok(tx) = self.spool_work.lock() {
+            let _ = tx.send(work);
+        }
+    }
+
+    /// Hand an envelope to the delivery pool; its result comes back as an input.
+    fn deliver(&self, envelope: Envelope) {
+        let id = envelope.id;
+        let job = match &envelope.delivery {
+            DeliveryKind::Local { user, method } => match LocalMethodSpec::parse(user, method) {
+                Ok(spec) => LocalJob {
+                    msgid: envelope.message_id().to_string(),
+                    sender: envelope.sender.clone().unwrap_or_default(),
+                    recipient: envelope.recipient.clone(),
+                    user: spec.user,
+                    method: spec.method,
+                    hostname: self.hostname.clone(),
+                },
+                Err(e) => {
+                    let outcome = perm_fail(&format!("unreadable delivery method: {e}"));
+                    self.feed_later(Input::DeliveryResult { id, outcome });
+                    return;
+                }
+            },
+            DeliveryKind::Relay { .. } => {
+                let outcome = Outcome::TempFail(Failure {
+                    status: EnhancedStatus::new(4, 3, 0),
+                    text: "relaying is not built into smtpd-std yet".to_owned(),
+                    remote_mta: None,
+                });
+                self.feed_later(Input::DeliveryResult { id, outcome });
+                return;
+            }
+        };
+        let spool = self.spool.clone();
+        let myself = self.myself.clone();
+        self.pool.spawn(move || {
+            let outcome = to_outcome(deliver_local(&spool, &job));
+            if let Some(host) = myself.upgrade() {
+                host.feed(Input::DeliveryResult { id, outcome });
+            }
+        });
+    }
+
+    /// Feed an input from a pool thread, never from inside the current drain.
+    fn feed_later(&self, input: Input) {
+        let myself = self.myself.clone();
+        self.pool.spawn(move || {
+            if let Some(host) = myself.upgrade() {
+                host.feed(input);
+            }
+        });
+    }
+
+    fn spool_effect(&self, work: SpoolWork) -> Option<Input> {
+        match work {
+            SpoolWork::Update(envelope) => {
+                let msgid = envelope.message_id().to_string();
+                let evpid = envelope.id.to_string();
+                if let Err(e) =
+                    self.spool
+                        .update_envelope(&msgid, &evpid, &queue::encode(&envelope))
+                {
+                    self.log
+                        .warn(&format!("queue: cannot update envelope {evpid}: {e}"));
+                }
+                None
+            }
+            SpoolWork::Remove(id) => {
+                let msgid = id.message_id().to_string();
+                let evpid = id.to_string();
+                match self.spool.remove_envelope(&msgid, &evpid) {
+                    Ok(0) => {
+                        if let Err(e) = self.spool.remove_message(&msgid) {
+                            self.log
+                                .warn(&format!("queue: cannot remove message {msgid}: {e}"));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => self
+                        .log
+                        .warn(&format!("queue: cannot remove envelope {evpid}: {e}")),
+                }
+                None
+            }
+            SpoolWork::Bounce {
+                report,
+                msgid,
+                envelopes,
+            } => {
+                let result = self.queue_bounce(&report, msgid, &envelopes);
+                if let Err(reason) = &result {
+                    self.log
+                        .warn(&format!("queue: cannot queue report {msgid}: {reason}"));
+                }
+                Some(Input::BounceQueued { msgid, result })
+            }
+        }
+    }
+
+    /// Write the report of `report` as message `msgid` with its envelopes, durably.
+    fn queue_bounce(
+        &self,
+        report: &Report,
+        msgid: MessageId,
+        envelopes: &[Envelope],
+    ) -> Result<(), String> {
+        let mut original = Vec::new();
+        let limit = u64::try_from(bounce::MAX_RETURNED_MESSAGE)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1024 * 1024);
+        self.spool
+            .read_message(&report.message.to_string())
+            .and_then(|file| file.take(limit).read_to_end(&mut original))
+            .map_err(|e| format!("read original: {e}"))?;
+        let ctx = BounceContext {
+            hostname: &self.hostname,
+            now: unix_now(),
+            seed: os_seed(),
+        };
+        let text = bounce::compose(report, &ctx, &original);
+        let mut message = self
+            .spool
+            .create_incoming(&msgid.to_string())
+            .map_err(|e| format!("create: {e}"))?;
+        message
+            .write_chunk(&text)
+            .map_err(|e| format!("write: {e}"))?;
+        for envelope in envelopes {
+            message
+                .add_envelope(&envelope.id.to_string(), &queue::encode(envelope))
+                .map_err(|e| format!("envelope: {e}"))?;
+        }
+        self.committer
+            .commit(message)
+            .map_err(|e| format!("commit: {e}"))
+    }
+
+    /// How many sessions the engine knows.
+    pub fn session_count(&self) -> usize {
+        self.core
+            .lock()
+            .map(|c| c.engine.session_count())
+            .unwrap_or(0)
+    }
+}
+
+/// Send a session-addressed action to its mailbox; keep the rest for after the lock.
+fn route(core: &mut Core, action: Action, effects: &mut Vec<Action>, lines: &mut Vec<String>) {
+    let (session, note) = match action {
+        Action::Answer {
+            session,
+            req,
+            answer,
+        } => (session, Note::Answer(req, answer)),
+        Action::OpenMessage {
+            session,
+            msgid,
+            header,
+        } => (
+            session,
+            Note::Open {
+                msgid: msgid.to_string(),
+                header: header.to_vec(),
+            },
+        ),
+        Action::CommitMessage {
+            session,
+            msgid,
+            envelopes,
+        } => (
+            session,
+            Note::Commit {
+                msgid: msgid.to_string(),
+                envelopes: envelopes
+                    .into_iter()
+                    .map(|(id, record)| (id.to_string(), record))
+                    .collect(),
+            },
+        ),
+        Action::AbortMessage { session, msgid } => (
+            session,
+            Note::Abort {
+                msgid: msgid.to_string(),
+            },
+        ),
+        Action::Log(line) => {
+            lines.push(line);
+            return;
+        }
+        other => {
+            effects.push(other);
+            return;
+        }
+    };
+    if let Some(mailbox) = core.mailboxes.get(&session) {
+        mailbox.push(note);
+    }
+}
+
+impl SessionBackend for EngineHost {
+    fn open(
+        &self,
+        peer: SocketAddr,
+        local: SocketAddr,
+        listener: usize,
+        mailbox: Arc<Mailbox>,
+    ) -> u64 {
+        let info = SessionInfo {
+            listener: Some(listener),
+            peer: PeerAddr::Inet(peer),
+            local: Some(local),
+            rdns: None,
+            tls: false,
+        };
+        let mut lines = Vec::new();
+        let id = {
+            let Ok(mut core) = self.core.lock() else {
+                return 0;
+            };
+            let id = core.engine.open_session(info, unix_now());
+            core.mailboxes.insert(id, mailbox);
+            let mut effects = Vec::new();
+            while let Some(action) = core.engine.poll_action() {
+                route(&mut core, action, &mut effects, &mut lines);
+            }
+            // Opening a session asks for nothing but log lines; keep any effect anyway.
+            for effect in effects {
+                let _ = self.perform_later(effect);
+            }
+            id
+        };
+        for line in lines {
+            self.log.info(&line);
+        }
+        id.0
+    }
+
+    fn question(&self, session: u64, req: ReqId, question: Question, received_headers: usize) {
+        let session = SessionId(session);
+        let input = match question {
+            Question::EndOfMessage { size } => Input::EndOfMessage {
+                session,
+                req,
+                size,
+                received_headers,
+            },
+            question => Input::Question {
+                session,
+                req,
+                question,
+            },
+        };
+        self.feed(input);
+    }
+
+    fn body_aborted(&self, session: u64) {
+        self.feed(Input::BodyAborted {
+            session: SessionId(session),
+        });
+    }
+
+    fn committed(&self, _session: u64, msgid: &str, result: Result<(), String>) {
+        match msgid.parse::<MessageId>() {
+            Ok(msgid) => self.feed(Input::Committed { msgid, result }),
+            Err(_) => self
+                .log
+                .warn(&format!("smtp-in: commit of unknown message {msgid}")),
+        }
+    }
+
+    fn closed(&self, session: u64) {
+        let session = SessionId(session);
+        if let Ok(mut core) = self.core.lock() {
+            core.mailboxes.remove(&session);
+        }
+        self.feed(Input::SessionClosed { session });
+    }
+}
+
+impl EngineHost {
+    /// Queue an effect found while the lock was held, to run on a pool thread.
+    fn perform_later(&self, action: Action) -> Option<()> {
+        let myself = self.myself.clone();
+        self.pool.spawn(move || {
+            if let Some(host) = myself.upgrade() {
+                if let Some(input) = host.perform(action) {
+                    host.feed(input);
+                }
+            }
+        });
+        Some(())
+    }
+}
+
+/// A delivery agent's outcome as the scheduler takes it.
+fn to_outcome(outcome: DeliveryOutcome) -> Outcome {
+    match outcome {
+        DeliveryOutcome::Delivered => Outcome::Delivered,
+        DeliveryOutcome::TempFail(text) => Outcome::TempFail(Failure {
+            status: EnhancedStatus::new(4, 0, 0),
+            text,
+            remote_mta: None,
+        }),
+        DeliveryOutcome::PermFail(text) => perm_fail(&text),
+    }
+}
+
+fn perm_fail(text: &str) -> Outcome {
+    Outcome::PermFail(Failure {
+        status: EnhancedStatus::new(5, 0, 0),
+        text: text.to_owned(),
+        remote_mta: None,
+    })
+}
+
+/// Answer one of the expander's questions with a blocking lookup (the seam where monkey
+/// mode can make lookups fail temporarily).
+pub fn lookup(question: &expand::Question) -> expand::Answer {
+    match question {
+        expand::Question::User { name } => expand::Answer::User(match lookup_user(name) {
+            delivery::user::UserLookup::Found(account) => UserLookup::Found {
+                uid: account.uid,
+                gid: account.gid,
+                directory: account.home.to_string_lossy().into_owned(),
+            },
+            delivery::user::UserLookup::NotFound => UserLookup::NotFound,
+            delivery::user::UserLookup::TempFail(_) => UserLookup::TempFail,
+        }),
+        expand::Question::Forward { user } => {
+            let path = Path::new(&user.directory).join(".forward");
+            expand::Answer::File(read_file(&path, Some(user.uid)))
+        }
+        expand::Question::Include { path } => {
+            expand::Answer::File(read_file(Path::new(path), None))
+        }
+    }
+}
+
+/// Read a small text file; with `owner`, a file not owned by that user or writable by
+/// group or others is ignored (forward(5)).
+fn read_file(path: &Path, owner: Option<u32>) -> FileLookup {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileLookup::Absent,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return FileLookup::Absent,
+        Err(_) => return FileLookup::TempFail,
+    };
+    if let Some(uid) = owner {
+        if meta.uid() != uid || meta.mode() & 0o022 != 0 || !meta.is_file() {
+            return FileLookup::Absent;
+        }
+    }
+    let mut text = String::new();
+    match std::fs::File::open(path).and_then(|f| f.take(MAX_FILE).read_to_string(&mut text)) {
+        Ok(_) => FileLookup::Content(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileLookup::Absent,
+        Err(_) => FileLookup::TempFail,
+    }
+}
+
+fn spool_thread(host: &Weak<EngineHost>, work: &Receiver<SpoolWork>) {
+    while let Ok(item) = work.recv() {
+        let Some(host) = host.upgrade() else {
+            return;
+        };
+        if let Some(input) = host.spool_effect(item) {
+            host.feed(input);
+        }
+    }
+}
+
+fn timer_thread(host: &Weak<EngineHost>) {
+    loop {
+        let Some(host) = host.upgrade() else {
+            return;
+        };
+        let due = {
+            let Ok(core) = host.core.lock() else {
+                return;
+            };
+            let wait = match core.engine.poll_timeout() {
+                Some(deadline) => deadline.saturating_duration_since(unix_now()),
+                None => Duration::from_secs(1),
+            };
+            if wait.is_zero() {
+                true
+            } else {
+                let wait = wait.min(Duration::from_secs(1));
+                let _ = host.timer_wake.wait_timeout(core, wait);
+                false
+            }
+        };
+        if due {
+            host.feed(Input::Tick);
+            let still_due = host
+                .core
+                .lock()
+                .ok()
+                .and_then(|core| core.engine.poll_timeout())
+                .is_some_and(|deadline| deadline <= unix_now());
+            if still_due {
+                // The engine has nothing it can start now (limits); do not spin.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
