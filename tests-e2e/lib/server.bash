@@ -1,0 +1,69 @@
+# Helpers shared by the smtpd-std end-to-end tests (sourced, not run: scripts/test-all
+# runs only tests-e2e/*.sh). Each test gets its own temporary directory, port and
+# configuration, and its server is always stopped by pid at exit.
+#
+# SMTPD_STD: the binary to test (default: built here, release profile, into
+# ${CARGO_TARGET_DIR:-target}).
+
+E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+E2E_LIB="$E2E_ROOT/tests-e2e/lib"
+
+build_server() {
+    if [ -z "${SMTPD_STD:-}" ]; then
+        (cd "$E2E_ROOT" && cargo build -q --release -p runtime-std --bin smtpd-std)
+        local target=${CARGO_TARGET_DIR:-target}
+        case "$target" in /*) ;; *) target="$E2E_ROOT/$target" ;; esac
+        SMTPD_STD="$target/release/smtpd-std"
+    fi
+    [ -x "$SMTPD_STD" ] || { echo "no binary at $SMTPD_STD" >&2; exit 1; }
+}
+
+# A fresh test directory readable by the unprivileged account deliveries run as when
+# the daemon is root; mail/ is where the maildirs go.
+make_test_dir() {
+    TEST_DIR=$(mktemp -d /tmp/smtpd-e2e.XXXXXX)
+    chmod 755 "$TEST_DIR"
+    mkdir -m 1777 "$TEST_DIR/mail"
+    SERVER_PID=
+    trap cleanup EXIT
+}
+
+cleanup() {
+    stop_server
+    if [ -n "${KEEP_TEST_DIR:-}" ]; then
+        echo "test directory kept: $TEST_DIR" >&2
+    else
+        rm -rf "$TEST_DIR"
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_server CONFIG: start the daemon in the foreground on CONFIG, wait for its port.
+start_server() {
+    "$SMTPD_STD" -d -f "$1" >>"$TEST_DIR/server.log" 2>&1 &
+    SERVER_PID=$!
+    python3 "$E2E_LIB/smtp_e2e.py" wait-port "$PORT" || {
+        echo "server did not start; log:" >&2
+        tail -n 30 "$TEST_DIR/server.log" >&2
+        exit 1
+    }
+}
+
+# stop_server [SIGNAL]: stop the daemon by pid (SIGTERM by default) and wait for it.
+stop_server() {
+    if [ -n "${SERVER_PID:-}" ]; then
+        kill "-${1:-TERM}" "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+
+fail() {
+    echo "FAIL: $*" >&2
+    echo "--- server log (tail)" >&2
+    tail -n 40 "$TEST_DIR/server.log" >&2 || true
+    exit 1
+}
