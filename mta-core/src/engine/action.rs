@@ -28,7 +28,8 @@ pub enum Action {
     Lookup {
         /// The id to answer with.
         id: LookupId,
-        /// The session the recipient belongs to (for per-session ordering or logs).
+        /// The session the recipient belongs to (for per-session ordering or logs);
+        /// `SessionId(0)`, never a session's id, for the recipient of a report.
         session: SessionId,
         /// What to find out.
         question: expand::Question,

@@ -293,6 +293,10 @@ impl Engine {
         };
         if expander.handle(query, answer).is_ok() {
             self.drive_report(msgid, now);
+        } else if let Some(out) = self.reports.get_mut(&msgid) {
+            // An answer of the wrong kind: start the expansion again later.
+            out.expander = None;
+            out.retry = Some(now.saturating_add(REPORT_RETRY));
         }
     }
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use smtp_proto::params::{self, MailParams, RcptParams};
-use smtp_proto::server::ReqId;
+use smtp_proto::reply::Reply;
+use smtp_proto::server::{Answer, ReqId};
 use smtp_proto::types::ForwardPath;
 
 use super::input::{LookupId, SessionId};
@@ -300,6 +301,10 @@ impl Engine {
                 };
                 if exp.expander.handle(query, answer).is_ok() {
                     self.drive_expansion(session, req, now);
+                } else {
+                    // An answer of the wrong kind: the expansion cannot go on, and the
+                    // RCPT must still be answered.
+                    self.expansion_done(session, req, Err(Refusal::temp_failure()), now);
                 }
             }
             Some(LookupOwner::Report { msgid, query }) => {
@@ -367,11 +372,10 @@ impl Engine {
         self.reply(
             sid,
             req,
-            answer(
-                354,
-                (2, 0, 0),
-                "Enter mail, end with \".\" on a line by itself",
-            ),
+            // 354 carries no enhanced status (RFC 2034 §3: only 2xx, 4xx, 5xx do).
+            Answer {
+                reply: Reply::new(354, None, "Enter mail, end with \".\" on a line by itself"),
+            },
         );
     }
 
