@@ -109,7 +109,11 @@ fn address(g: &mut Gen) -> ListenAddress {
 
 fn listener(g: &mut Gen, c: &Config) -> Listener {
     let mut l = Listener::new(address(g));
-    l.family = pick(g, &[None, Some(Family::Inet4), Some(Family::Inet6)]);
+    l.family = match l.address {
+        ListenAddress::Ip(IpAddr::V4(_)) => pick(g, &[None, Some(Family::Inet4)]),
+        ListenAddress::Ip(IpAddr::V6(_)) => pick(g, &[None, Some(Family::Inet6)]),
+        _ => pick(g, &[None, Some(Family::Inet4), Some(Family::Inet6)]),
+    };
     l.port = u16::arbitrary(g).max(1);
     l.tls = pick(
         g,
@@ -122,7 +126,7 @@ fn listener(g: &mut Gen, c: &Config) -> Listener {
         ],
     );
     let pkis: Vec<String> = c.pki.keys().cloned().collect();
-    if !pkis.is_empty() && bool::arbitrary(g) {
+    if !pkis.is_empty() && l.tls != ListenerTls::None && bool::arbitrary(g) {
         l.pki = Some(pick(g, &pkis));
     }
     let cas: Vec<String> = c.ca.keys().cloned().collect();
@@ -202,16 +206,18 @@ fn relay(g: &mut Gen, c: &Config) -> RelayOptions {
     if !pkis.is_empty() && bool::arbitrary(g) {
         r.pki = Some(pick(g, &pkis));
     }
-    r.backup = opt(g, |g| Backup {
-        mx: opt(g, non_empty_value),
-    });
+    if r.host.is_none() {
+        r.backup = opt(g, |g| Backup {
+            mx: opt(g, non_empty_value),
+        });
+    }
     r.helo = opt(g, non_empty_value);
     r.helo_src = if bool::arbitrary(g) {
         some_table(g, c, true)
     } else {
         None
     };
-    r.domain = if bool::arbitrary(g) {
+    r.domain = if r.host.is_none() && r.backup.is_none() && bool::arbitrary(g) {
         some_table(g, c, true)
     } else {
         None
@@ -258,7 +264,12 @@ fn action(g: &mut Gen, c: &Config) -> Action {
         } else {
             None
         };
-        if method != DeliveryMethod::Mbox {
+        if matches!(
+            method,
+            DeliveryMethod::Maildir { .. }
+                | DeliveryMethod::Lmtp { .. }
+                | DeliveryMethod::Mda { .. }
+        ) {
             local.user = opt(g, non_empty_value);
         }
         let wrappers: Vec<String> = c.options.mda_wrappers.keys().cloned().collect();
@@ -438,19 +449,19 @@ fn options(g: &mut Gen) -> GlobalOptions {
     };
     let bounce_warn_interval = (0..usize::arbitrary(g) % 5).map(|_| delay(g)).collect();
     let smtp = SmtpOptions {
-        max_message_size: opt(g, u64::arbitrary),
-        max_mails: opt(g, u64::arbitrary),
-        max_rcpt: opt(g, u64::arbitrary),
-        sub_addr_delim: opt(g, |g| pick(g, &['+', '-', '"', '\\', '#'])),
+        max_message_size: opt(g, |g| u64::from(u32::arbitrary(g))),
+        max_mails: opt(g, |g| u64::from(u32::arbitrary(g))),
+        max_rcpt: opt(g, |g| u64::from(u32::arbitrary(g))),
+        sub_addr_delim: opt(g, |g| pick(g, &['+', '-', '"', '#', '%'])),
         ciphers: opt(g, non_empty_value),
     };
     let mta = MtaOptions {
-        max_deferred: opt(g, u64::arbitrary),
+        max_deferred: opt(g, |g| u64::from(u32::arbitrary(g))),
         limits: (0..usize::arbitrary(g) % 3)
             .map(|_| MtaLimit {
                 domain: opt(g, non_empty_value),
                 key: "max-conn-per-host".into(),
-                value: u64::arbitrary(g),
+                value: u64::from(u32::arbitrary(g)),
             })
             .collect(),
         resolver: opt(g, non_empty_value),
@@ -459,9 +470,11 @@ fn options(g: &mut Gen) -> GlobalOptions {
     let srs = SrsOptions {
         key: opt(g, non_empty_value),
         backup_key: opt(g, non_empty_value),
-        ttl: opt(g, delay),
+        ttl: opt(g, |g| delay(g) + Duration::from_secs(86_400)),
     };
-    let admd = opt(g, non_empty_value);
+    let admd = opt(g, |g| {
+        pick(g, &["example.org", "with space", "#hash", "x"]).to_string()
+    });
     let mut mda_wrappers = BTreeMap::new();
     if bool::arbitrary(g) {
         mda_wrappers.insert(pick(g, NAMES).into(), non_empty_value(g));

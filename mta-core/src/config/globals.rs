@@ -86,14 +86,24 @@ impl Parser<'_> {
                         self.config.options.srs.key = Some(toks.string("a secret", "key")?);
                     }
                 } else if toks.eat("ttl") {
-                    self.config.options.srs.ttl = Some(read_duration(toks, "ttl")?);
+                    let at = toks.here();
+                    let ttl = read_duration(toks, "ttl")?;
+                    if ttl.as_secs() < 86_400 {
+                        return Err((at.0, at.1, "srs ttl must be at least one day (1d)".into()));
+                    }
+                    self.config.options.srs.ttl = Some(ttl);
                 } else {
                     return Err(toks.expected("\"key\" or \"ttl\"", "srs"));
                 }
                 toks.done()
             }
             "admd" => {
-                self.config.options.admd = Some(toks.string("an authserv-id", "admd")?);
+                let at = toks.here();
+                let admd = toks.string("an authserv-id", "admd")?;
+                if !admd.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+                    return Err((at.0, at.1, "an admd is printable ASCII".into()));
+                }
+                self.config.options.admd = Some(admd);
                 toks.done()
             }
             "mda" => {

@@ -57,10 +57,21 @@ pub(crate) type LexError = (u32, u32, String);
 /// Longest token accepted, so a garbage file cannot build huge strings.
 const MAX_TOKEN: usize = 64 * 1024;
 
-fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric()
-        || (c.is_ascii_punctuation() && !"(){}<>!=#,\"'".contains(c))
-        || (!c.is_ascii() && !c.is_whitespace())
+/// Whether `c` can start an unquoted word (as in OpenSMTPD: a letter, a digit, or one of
+/// `: _ * /`; anything else must be quoted).
+pub(crate) fn is_word_start(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '*' | '/')
+}
+
+/// Whether `c` can continue an unquoted word: ASCII letters, digits and punctuation other
+/// than `( ) { } < > ! = # ,`.
+pub(crate) fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || (c.is_ascii_punctuation() && !"(){}<>!=#,".contains(c))
+}
+
+/// Whether `s` can be written as an unquoted word.
+pub(crate) fn is_word(s: &str) -> bool {
+    s.chars().next().is_some_and(is_word_start) && s.chars().all(is_word_char)
 }
 
 struct Cursor<'a> {
@@ -139,30 +150,10 @@ pub(crate) fn statements(text: &str, start: (u32, u32)) -> (Vec<Statement>, Vec<
             }
             continue;
         }
-        if c == '\\' {
+        if c == '\\' && cur.continues() {
+            // A backslash right before the end of line continues the statement.
             cur.bump();
-            // A backslash before the end of line continues the statement.
-            let mut rest_blank = true;
-            while let Some(n) = cur.peek() {
-                if n == '\n' {
-                    cur.bump();
-                    break;
-                }
-                if n.is_whitespace() {
-                    cur.bump();
-                    continue;
-                }
-                rest_blank = false;
-                break;
-            }
-            if !rest_blank {
-                errors.push((
-                    line,
-                    col,
-                    "unexpected \"\\\" (a backslash continues a line only at its end)".into(),
-                ));
-                skipping = true;
-            }
+            cur.bump();
             continue;
         }
         let kind = match c {
@@ -202,19 +193,30 @@ pub(crate) fn statements(text: &str, start: (u32, u32)) -> (Vec<Statement>, Vec<
                 }
             },
             '<' => {
+                // `<name>` or `<"name">`, blanks allowed inside the brackets.
                 cur.bump();
-                let name = take_word(&mut cur);
-                if cur.peek() == Some('>') && !name.is_empty() {
-                    cur.bump();
-                    TokKind::Table(name)
-                } else {
-                    errors.push((
-                        line,
-                        col,
-                        "expected a table name and \">\" after \"<\"".into(),
-                    ));
-                    skipping = true;
-                    continue;
+                skip_blanks(&mut cur);
+                let name = match cur.peek() {
+                    Some(q @ ('"' | '\'')) => quoted(&mut cur, q).ok(),
+                    Some(c) if is_word_start(c) => Some(take_word(&mut cur))
+                        .filter(|w| !super::parser::KEYWORDS.contains(&w.as_str())),
+                    _ => None,
+                };
+                skip_blanks(&mut cur);
+                match name {
+                    Some(name) if cur.peek() == Some('>') => {
+                        cur.bump();
+                        TokKind::Table(name)
+                    }
+                    _ => {
+                        errors.push((
+                            line,
+                            col,
+                            "expected a table name and \">\" after \"<\"".into(),
+                        ));
+                        skipping = true;
+                        continue;
+                    }
                 }
             }
             '$' => {
@@ -237,7 +239,7 @@ pub(crate) fn statements(text: &str, start: (u32, u32)) -> (Vec<Statement>, Vec<
                 }
                 TokKind::Macro(name, take_word(&mut cur))
             }
-            c if is_word_char(c) => TokKind::Word(take_word(&mut cur)),
+            c if is_word_start(c) => TokKind::Word(take_word(&mut cur)),
             other => {
                 cur.bump();
                 errors.push((line, col, format!("unexpected character {other:?}")));
@@ -262,6 +264,13 @@ pub(crate) fn statements(text: &str, start: (u32, u32)) -> (Vec<Statement>, Vec<
         out.push(Statement { toks, end });
     }
     (out, errors)
+}
+
+/// Skips blanks (not newlines).
+fn skip_blanks(cur: &mut Cursor<'_>) {
+    while cur.peek().is_some_and(|c| c == ' ' || c == '\t') {
+        cur.bump();
+    }
 }
 
 /// Reads a word. A format specifier such as `%{rcpt}` is part of the word (OpenSMTPD
@@ -310,18 +319,17 @@ fn quoted(cur: &mut Cursor<'_>, quote: char) -> Result<String, String> {
                     "expected a closing {quote} before the end of the line"
                 ))
             }
-            Some('\\') => match cur.bump() {
-                Some('\n') => {}
-                Some(c) if c == quote || c == '\\' => s.push(c),
-                Some(c) => {
-                    s.push('\\');
+            // As in OpenSMTPD: a backslash escapes the quote, a blank or the newline;
+            // before anything else it stands for itself.
+            Some('\\') => match cur.peek() {
+                Some('\n') => {
+                    cur.bump();
+                }
+                Some(c) if c == quote || c == ' ' || c == '\t' => {
+                    cur.bump();
                     s.push(c);
                 }
-                None => {
-                    return Err(format!(
-                        "expected a closing {quote} before the end of the line"
-                    ))
-                }
+                _ => s.push('\\'),
             },
             Some(c) if c == quote => return Ok(s),
             Some(c) => {

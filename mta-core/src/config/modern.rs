@@ -80,14 +80,35 @@ impl Parser<'_> {
             toks.bump();
             self.action_option(toks, &mut action, name, &w, at)?;
         }
-        if action.local.user.is_some() && action.method == DeliveryMethod::Mbox {
+        if action.local.user.is_some()
+            && !matches!(
+                action.method,
+                DeliveryMethod::Maildir { .. }
+                    | DeliveryMethod::Lmtp { .. }
+                    | DeliveryMethod::Mda { .. }
+            )
+        {
             return Err((
                 method_at.0,
                 method_at.1,
-                "the user option cannot be used with mbox".into(),
+                "the user option can only be used with maildir, lmtp and mda".into(),
             ));
         }
         if let DeliveryMethod::Relay(r) = &action.method {
+            if r.backup.is_some() && (r.host.is_some() || r.domain.is_some()) {
+                return Err((
+                    method_at.0,
+                    method_at.1,
+                    "relay backup cannot be used with host or domain".into(),
+                ));
+            }
+            if r.host.is_some() && r.domain.is_some() {
+                return Err((
+                    method_at.0,
+                    method_at.1,
+                    "relay host and relay domain cannot both be used".into(),
+                ));
+            }
             if r.auth.is_some() && r.host.is_none() {
                 return Err((
                     method_at.0,

@@ -11,18 +11,38 @@ use super::model::{
 use super::values::{format_duration, format_relay_url, format_size};
 use crate::table::{TableEntries, TableSource};
 
-/// Quotes a value for the modern grammar.
+/// Quotes a value for the modern grammar, so that the lexer reads it back unchanged:
+/// `"` is escaped, and so is a backslash before a blank (a backslash escapes only the
+/// quote and blanks). A value ending in a backslash cannot be quoted; it is written bare
+/// when it is a plain word (the only way the lexer can have produced it), followed by a
+/// blank so that the backslash does not join the next line.
 pub(crate) fn quote(s: &str) -> String {
+    let bare_ok = super::lexer::is_word(s) && !super::parser::KEYWORDS.contains(&s);
+    if s.ends_with('\\') && bare_ok {
+        // The blank keeps the backslash from joining the next line.
+        return format!("{s} ");
+    }
     let mut out = String::with_capacity(s.len().saturating_add(2));
     out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' if matches!(chars.peek(), Some(' ' | '\t')) => out.push_str("\\\\"),
+            c => out.push(c),
         }
-        out.push(c);
     }
     out.push('"');
     out
+}
+
+/// A `<table>` reference, the name quoted inside the brackets when it is not a plain word.
+fn table_name(name: &str) -> String {
+    if super::lexer::is_word(name) && !super::parser::KEYWORDS.contains(&name) {
+        format!("<{name}>")
+    } else {
+        format!("<{}>", quote(name))
+    }
 }
 
 fn entries(e: &TableEntries) -> String {
@@ -38,7 +58,7 @@ fn entries(e: &TableEntries) -> String {
 
 fn table_ref(r: &TableRef) -> String {
     match r {
-        TableRef::Named(n) => format!("<{n}>"),
+        TableRef::Named(n) => table_name(n),
         TableRef::Inline(TableEntries::List(l)) if l.len() == 1 => {
             l.iter().map(|v| quote(v)).collect()
         }
@@ -150,7 +170,7 @@ fn action_line(name: &str, a: &Action) -> String {
                 let _ = write!(s, " host {}", quote(&format_relay_url(h)));
             }
             if let Some(t) = &r.auth {
-                let _ = write!(s, " auth <{t}>");
+                let _ = write!(s, " auth {}", table_name(t));
             }
             if let Some(t) = &r.tls {
                 s.push_str(if t.no_verify {
@@ -171,7 +191,7 @@ fn action_line(name: &str, a: &Action) -> String {
             }
             for (kw, v) in [("helo-src", &r.helo_src), ("domain", &r.domain)] {
                 if let Some(v) = v {
-                    let _ = write!(s, " {kw} <{v}>");
+                    let _ = write!(s, " {kw} {}", table_name(v));
                 }
             }
             if let Some(src) = &r.src {
@@ -189,7 +209,7 @@ fn action_line(name: &str, a: &Action) -> String {
         ("userbase", &l.userbase),
     ] {
         if let Some(v) = v {
-            let _ = write!(s, " {kw} <{v}>");
+            let _ = write!(s, " {kw} {}", table_name(v));
         }
     }
     for (kw, v) in [("user", &l.user), ("wrapper", &l.wrapper)] {
@@ -245,17 +265,17 @@ fn listener_line(l: &Listener) -> String {
             " auth"
         });
         if let Some(t) = &a.table {
-            let _ = write!(s, " <{t}>");
+            let _ = write!(s, " {}", table_name(t));
         }
     }
     if let Some(t) = &l.hostnames {
-        let _ = write!(s, " hostnames <{t}>");
+        let _ = write!(s, " hostnames {}", table_name(t));
     }
     if let Some(se) = &l.senders {
         let _ = write!(
             s,
-            " senders <{}>{}",
-            se.table,
+            " senders {}{}",
+            table_name(&se.table),
             if se.masquerade { " masquerade" } else { "" }
         );
     }

@@ -2,7 +2,7 @@
 //! hold pairs, one used for plain lookups must hold values, and options that depend on
 //! others (`auth` needs TLS on a listener, `srs` needs an `srs key`).
 
-use super::model::{Listener, ListenerTls};
+use super::model::{Family, ListenAddress, Listener, ListenerTls};
 use super::parser::{PErr, Parser, Toks};
 use crate::table::TableEntries;
 
@@ -67,6 +67,22 @@ impl Parser<'_> {
                 at.1,
                 "auth on a listener requires tls, tls-require or smtps".into(),
             ));
+        }
+        if l.pki.is_some() && l.tls == ListenerTls::None {
+            return Err((
+                at.0,
+                at.1,
+                "pki on a listener requires tls, tls-require or smtps".into(),
+            ));
+        }
+        if let (ListenAddress::Ip(ip), Some(family)) = (&l.address, l.family) {
+            if ip.is_ipv4() != (family == Family::Inet4) {
+                return Err((
+                    at.0,
+                    at.1,
+                    format!("address {ip} is not of the listener's family"),
+                ));
+            }
         }
         Ok(())
     }

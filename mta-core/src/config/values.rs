@@ -59,7 +59,11 @@ pub(crate) fn size(s: &str) -> Option<u64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse::<u64>().ok()?.checked_mul(mult)
+    digits
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(mult)
+        .filter(|n| *n <= MAX_NUMBER)
 }
 
 /// Prints a size with the largest binary suffix that divides it exactly.
@@ -80,12 +84,15 @@ pub(crate) fn port(s: &str) -> Option<u16> {
     s.parse::<u16>().ok().filter(|p| *p != 0)
 }
 
+/// Largest number accepted, as OpenSMTPD reads numbers into a signed 64-bit integer.
+const MAX_NUMBER: u64 = i64::MAX as u64;
+
 /// Parses a non-negative count.
 pub(crate) fn number(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok()
+    s.parse().ok().filter(|n| *n <= MAX_NUMBER)
 }
 
 /// Reads the next word or quoted string as a raw value (keywords included), for numbers,
