@@ -13,6 +13,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
+pub mod client;
 pub mod command;
 pub mod data;
 #[cfg(any(test, feature = "__fuzz"))]

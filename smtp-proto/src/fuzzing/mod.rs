@@ -3,5 +3,6 @@
 //! breaks.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+pub mod client;
 pub mod grammar;
 pub mod session;

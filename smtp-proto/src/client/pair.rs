@@ -1,0 +1,1 @@
+//! The client session against the server session, wired in memory.

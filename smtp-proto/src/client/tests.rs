@@ -1,0 +1,1 @@
+//! Scripted-server tests of the client session.
