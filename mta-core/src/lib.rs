@@ -18,6 +18,7 @@ pub mod engine;
 pub mod dns;
 pub mod expand;
 pub mod queue;
+pub mod routing;
 pub mod rules;
 pub mod scheduler;
 pub mod table;

@@ -1,0 +1,667 @@
+//! The router machine (see the module documentation of [`crate::routing`]).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use smtp_proto::reply::EnhancedStatus;
+
+use super::hosts::HostState;
+use super::mx::{MxQuery, MxSet};
+use super::select::{connection_order, preferred_over, Candidate};
+use super::{Action, ConnId, Destination, Input, RouteKey, RouterConfig};
+use crate::queue::{EnvelopeId, Failure, SplitMix64};
+use crate::scheduler::Outcome;
+use crate::time::UnixTime;
+
+/// Resolutions kept at most (pending ones and unexpired sets).
+const MAX_RESOLUTIONS: usize = 4096;
+
+/// Where a destination's resolution stands.
+#[derive(Clone, Debug)]
+enum Resolution {
+    /// Asked; every route of this destination waits for the one answer.
+    Pending,
+    /// Known until `expires`.
+    Ready { set: MxSet, expires: UnixTime },
+}
+
+/// A route: its waiting envelopes, its sessions, and the order it tries addresses in.
+#[derive(Clone, Debug, Default)]
+struct Route {
+    queue: VecDeque<EnvelopeId>,
+    conns: BTreeSet<ConnId>,
+    candidates: Option<(Vec<Candidate>, UnixTime)>,
+}
+
+/// What a session is doing.
+#[derive(Clone, PartialEq, Eq, Debug)]
+enum ConnState {
+    Connecting,
+    Idle { since: UnixTime },
+    Busy(Vec<EnvelopeId>),
+    Closing,
+}
+
+/// A session of a route.
+#[derive(Clone, Debug)]
+struct Conn {
+    route: RouteKey,
+    addr: SocketAddr,
+    host: String,
+    state: ConnState,
+    messages: usize,
+}
+
+/// What the next session of a route should be.
+enum Choice {
+    Connect(Candidate),
+    Wait,
+    AllBroken,
+}
+
+/// The router machine.
+#[derive(Clone, Debug)]
+pub struct Router {
+    config: RouterConfig,
+    rng: SplitMix64,
+    routes: BTreeMap<RouteKey, Route>,
+    resolutions: BTreeMap<MxQuery, Resolution>,
+    hosts: BTreeMap<SocketAddr, HostState>,
+    conns: BTreeMap<ConnId, Conn>,
+    actions: VecDeque<Action>,
+    queued: usize,
+}
+
+fn query_of(route: &RouteKey) -> MxQuery {
+    match &route.destination {
+        Destination::Domain(domain) => MxQuery::domain(domain),
+        Destination::Relay { host, .. } => MxQuery::host(host),
+    }
+}
+
+fn temp_failure(text: String) -> Failure {
+    Failure {
+        status: EnhancedStatus::new(4, 4, 1),
+        text,
+        remote_mta: None,
+    }
+}
+
+impl Router {
+    /// A router with `config`; `seed` drives the shuffles and session ids.
+    pub fn new(config: RouterConfig, seed: u64) -> Self {
+        Router {
+            config,
+            rng: SplitMix64::new(seed),
+            routes: BTreeMap::new(),
+            resolutions: BTreeMap::new(),
+            hosts: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            actions: VecDeque::new(),
+            queued: 0,
+        }
+    }
+
+    /// Feeds one input.
+    pub fn handle(&mut self, input: Input, now: UnixTime) {
+        match input {
+            Input::Envelope { route, id } => self.envelope(route, id),
+            Input::Resolved { query, result } => self.resolved(query, result, now),
+            Input::ConnectResult { conn, result } => self.connect_result(conn, result, now),
+            Input::SessionOutcome { conn, results } => self.session_outcome(conn, results, now),
+            Input::ConnectionClosed { conn, error } => self.closed(conn, error, now),
+            Input::Tick => self.tick(now),
+        }
+        self.pump(now);
+    }
+
+    /// Moves time on: cool-downs end, idle sessions past their time are closed.
+    pub fn handle_timeout(&mut self, now: UnixTime) {
+        self.handle(Input::Tick, now);
+    }
+
+    /// Next action; call until `None` after every [`Router::handle`].
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When the router next needs an [`Input::Tick`]: the end of a cool-down or of an
+    /// idle session's grace time.
+    pub fn poll_timeout(&self) -> Option<UnixTime> {
+        let cooldowns = self.hosts.values().filter_map(|h| h.broken_until);
+        let idle = self.conns.values().filter_map(|c| match c.state {
+            ConnState::Idle { since } => Some(since.saturating_add(self.config.idle_timeout)),
+            _ => None,
+        });
+        cooldowns.chain(idle).min()
+    }
+
+    /// Envelopes waiting in the router (not yet handed to a session).
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Sessions open or opening.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// `smtpctl show routes`: one line per route.
+    pub fn show_routes(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .map(|(key, route)| {
+                let state = match self.resolutions.get(&query_of(key)) {
+                    Some(Resolution::Pending) => "resolving",
+                    Some(Resolution::Ready { .. }) => "ready",
+                    None => "idle",
+                };
+                format!(
+                    "{key} queued={} sessions={} {state}",
+                    route.queue.len(),
+                    route.conns.len()
+                )
+            })
+            .collect()
+    }
+
+    /// `smtpctl show hosts`: one line per MX address the router has tried.
+    pub fn show_hosts(&self, now: UnixTime) -> Vec<String> {
+        self.hosts
+            .iter()
+            .map(|(addr, host)| {
+                let mut line = format!(
+                    "{addr} ({}) sessions={} total={} failures={}",
+                    host.name, host.connections, host.sessions, host.failures
+                );
+                if let Some(until) = host.broken_until.filter(|_| host.is_broken(now)) {
+                    let left = until.saturating_duration_since(now).as_secs();
+                    line.push_str(&format!(" broken for {left}s"));
+                }
+                if let Some(error) = &host.last_error {
+                    line.push_str(&format!(" last-error=\"{error}\""));
+                }
+                line
+            })
+            .collect()
+    }
+
+    fn log(&mut self, line: String) {
+        self.actions.push_back(Action::Log(line));
+    }
+
+    fn envelope(&mut self, route: RouteKey, id: EnvelopeId) {
+        if self.queued >= self.config.max_queued {
+            let failure = temp_failure("router queue full".into());
+            self.actions.push_back(Action::EnvelopeTempFail {
+                ids: vec![id],
+                failure,
+            });
+            return;
+        }
+        self.queued = self.queued.saturating_add(1);
+        self.routes.entry(route).or_default().queue.push_back(id);
+    }
+
+    fn resolved(&mut self, query: MxQuery, result: Result<MxSet, super::MxError>, now: UnixTime) {
+        if !matches!(self.resolutions.get(&query), Some(Resolution::Pending)) {
+            return;
+        }
+        let keys: Vec<RouteKey> = self
+            .routes
+            .keys()
+            .filter(|k| query_of(k) == query)
+            .cloned()
+            .collect();
+        match result {
+            Ok(set) => {
+                // At least a second, so that a zero TTL cannot make every pump ask again.
+                let ttl =
+                    Duration::from_secs(u64::from(set.ttl).max(1)).min(self.config.max_mx_ttl);
+                let expires = now.saturating_add(ttl);
+                for key in keys {
+                    self.build_candidates(&key, &set, expires);
+                }
+                self.resolutions
+                    .insert(query, Resolution::Ready { set, expires });
+            }
+            Err(error) => {
+                self.resolutions.remove(&query);
+                let failure = error.failure();
+                self.log(format!(
+                    "smtp-out: Failed to resolve {}: {error}",
+                    query.name
+                ));
+                for key in keys {
+                    let ids = self.take_queue(&key);
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    let failure = failure.clone();
+                    if error.is_permanent() {
+                        self.actions
+                            .push_back(Action::EnvelopePermFail { ids, failure });
+                    } else {
+                        self.actions
+                            .push_back(Action::EnvelopeTempFail { ids, failure });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives the route its own shuffled order of the set (the backup filter applied).
+    fn build_candidates(&mut self, key: &RouteKey, set: &MxSet, expires: UnixTime) {
+        let port = match &key.destination {
+            Destination::Domain(_) => self.config.mx_port,
+            Destination::Relay { port, .. } => *port,
+        };
+        let filtered = match &key.backup_mx {
+            Some(own) => preferred_over(set, own),
+            None => Some(set.clone()),
+        };
+        let candidates = filtered
+            .map(|set| connection_order(&set, port, &mut self.rng))
+            .unwrap_or_default();
+        if let Some(route) = self.routes.get_mut(key) {
+            route.candidates = Some((candidates, expires));
+        }
+    }
+
+    fn take_queue(&mut self, key: &RouteKey) -> Vec<EnvelopeId> {
+        let Some(route) = self.routes.get_mut(key) else {
+            return Vec::new();
+        };
+        let ids: Vec<EnvelopeId> = route.queue.drain(..).collect();
+        self.queued = self.queued.saturating_sub(ids.len());
+        ids
+    }
+
+    fn requeue(&mut self, key: &RouteKey, ids: Vec<EnvelopeId>) {
+        let count = ids.len();
+        let route = self.routes.entry(key.clone()).or_default();
+        for id in ids.into_iter().rev() {
+            route.queue.push_front(id);
+        }
+        self.queued = self.queued.saturating_add(count);
+    }
+
+    fn connect_result(&mut self, conn: ConnId, result: Result<(), String>, now: UnixTime) {
+        let Some(entry) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if entry.state != ConnState::Connecting {
+            return;
+        }
+        match result {
+            Ok(()) => entry.state = ConnState::Idle { since: now },
+            Err(error) => self.drop_conn(conn, Some(error), now),
+        }
+    }
+
+    fn session_outcome(
+        &mut self,
+        conn: ConnId,
+        results: Vec<(EnvelopeId, Outcome)>,
+        now: UnixTime,
+    ) {
+        let Some(entry) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let ConnState::Busy(batch) =
+            std::mem::replace(&mut entry.state, ConnState::Idle { since: now })
+        else {
+            return;
+        };
+        let route = entry.route.clone();
+        let addr = entry.addr;
+        let host_name = entry.host.clone();
+        let mut delivered = Vec::new();
+        let mut missing = batch;
+        for (id, outcome) in results {
+            let Some(position) = missing.iter().position(|m| *m == id) else {
+                continue;
+            };
+            missing.swap_remove(position);
+            match outcome {
+                Outcome::Delivered => delivered.push(id),
+                Outcome::TempFail(mut failure) => {
+                    failure.remote_mta.get_or_insert_with(|| host_name.clone());
+                    self.actions.push_back(Action::EnvelopeTempFail {
+                        ids: vec![id],
+                        failure,
+                    });
+                }
+                Outcome::PermFail(mut failure) => {
+                    failure.remote_mta.get_or_insert_with(|| host_name.clone());
+                    self.actions.push_back(Action::EnvelopePermFail {
+                        ids: vec![id],
+                        failure,
+                    });
+                }
+            }
+        }
+        if !delivered.is_empty() {
+            self.actions
+                .push_back(Action::EnvelopeDelivered { ids: delivered });
+        }
+        if !missing.is_empty() {
+            self.requeue(&route, missing);
+        }
+        if let Some(host) = self.hosts.get_mut(&addr) {
+            host.succeeded();
+        }
+    }
+
+    fn closed(&mut self, conn: ConnId, error: Option<String>, now: UnixTime) {
+        let busy = matches!(
+            self.conns.get(&conn).map(|c| &c.state),
+            Some(ConnState::Busy(_))
+        );
+        let error =
+            error.or_else(|| busy.then(|| "connection closed during a transaction".to_owned()));
+        self.drop_conn(conn, error, now);
+    }
+
+    /// Forgets a session; an error counts against its MX and may mark it broken.
+    fn drop_conn(&mut self, conn: ConnId, error: Option<String>, now: UnixTime) {
+        let Some(entry) = self.conns.remove(&conn) else {
+            return;
+        };
+        if let Some(route) = self.routes.get_mut(&entry.route) {
+            route.conns.remove(&conn);
+        }
+        if let ConnState::Busy(batch) = entry.state {
+            self.requeue(&entry.route, batch);
+        }
+        let (threshold, base, max) = (
+            self.config.broken_after,
+            self.config.broken_cooldown,
+            self.config.broken_cooldown_max,
+        );
+        let Some(host) = self.hosts.get_mut(&entry.addr) else {
+            return;
+        };
+        host.connections = host.connections.saturating_sub(1);
+        let Some(error) = error else { return };
+        let broken = host.failed(&error, now, threshold, base, max);
+        let failures = host.failures;
+        self.log(format!("smtp-out: Error on session {conn}: {error}"));
+        if let Some(cooldown) = broken {
+            self.log(format!(
+                "smtp-out: MX marked broken: {} [{}] after {failures} failures, for {}s",
+                entry.host,
+                entry.addr,
+                cooldown.as_secs()
+            ));
+        }
+    }
+
+    fn tick(&mut self, now: UnixTime) {
+        for host in self.hosts.values_mut() {
+            if host.broken_until.is_some_and(|until| until <= now) {
+                host.broken_until = None;
+            }
+        }
+        let idle_timeout = self.config.idle_timeout;
+        let mut quit = Vec::new();
+        for (id, conn) in &mut self.conns {
+            if let ConnState::Idle { since } = conn.state {
+                if since.saturating_add(idle_timeout) <= now {
+                    conn.state = ConnState::Closing;
+                    quit.push(*id);
+                }
+            }
+        }
+        for conn in quit {
+            self.actions.push_back(Action::Quit { conn });
+        }
+    }
+
+    /// Gives every route with waiting envelopes what it can have now.
+    fn pump(&mut self, now: UnixTime) {
+        let keys: Vec<RouteKey> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| !r.queue.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.dispatch(&key, now);
+        }
+        self.routes
+            .retain(|_, r| !r.queue.is_empty() || !r.conns.is_empty());
+        if self.resolutions.len() > MAX_RESOLUTIONS {
+            self.resolutions.retain(|_, r| match r {
+                Resolution::Pending => true,
+                Resolution::Ready { expires, .. } => *expires > now,
+            });
+        }
+    }
+
+    fn dispatch(&mut self, key: &RouteKey, now: UnixTime) {
+        self.feed_idle(key);
+        if !self.ensure_candidates(key, now) {
+            return;
+        }
+        loop {
+            let Some(route) = self.routes.get(key) else {
+                return;
+            };
+            if route.queue.is_empty() {
+                return;
+            }
+            let connecting = route
+                .conns
+                .iter()
+                .filter(|c| {
+                    matches!(
+                        self.conns.get(c).map(|c| &c.state),
+                        Some(ConnState::Connecting)
+                    )
+                })
+                .count();
+            if self.waiting_messages(key) <= connecting {
+                return;
+            }
+            match self.choose(key, now) {
+                Choice::Connect(candidate) => self.connect(key, candidate),
+                Choice::Wait => return,
+                Choice::AllBroken => {
+                    if route.conns.is_empty() {
+                        let ids = self.take_queue(key);
+                        self.log(format!("smtp-out: route disabled: {key}: no MX reachable"));
+                        let failure =
+                            temp_failure(format!("no MX reachable for {}", key.destination.name()));
+                        self.actions
+                            .push_back(Action::EnvelopeTempFail { ids, failure });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Messages (not envelopes) waiting on a route: sessions needed to serve them at once.
+    fn waiting_messages(&self, key: &RouteKey) -> usize {
+        let Some(route) = self.routes.get(key) else {
+            return 0;
+        };
+        let mut messages: Vec<_> = route.queue.iter().map(|id| id.message_id()).collect();
+        messages.sort();
+        messages.dedup();
+        messages.len()
+    }
+
+    /// Hands the next message of the route to each idle session.
+    fn feed_idle(&mut self, key: &RouteKey) {
+        let max_mail = self
+            .config
+            .limits_for(key.destination.name())
+            .max_mail_per_session;
+        let Some(route) = self.routes.get(key) else {
+            return;
+        };
+        let idle: Vec<ConnId> = route
+            .conns
+            .iter()
+            .filter(|c| {
+                matches!(
+                    self.conns.get(c).map(|c| &c.state),
+                    Some(ConnState::Idle { .. })
+                )
+            })
+            .copied()
+            .collect();
+        for conn in idle {
+            let Some(entry) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            if entry.messages >= max_mail {
+                entry.state = ConnState::Closing;
+                self.actions.push_back(Action::Quit { conn });
+                continue;
+            }
+            let Some(route) = self.routes.get_mut(key) else {
+                return;
+            };
+            let Some(first) = route.queue.front().copied() else {
+                return;
+            };
+            let message = first.message_id();
+            let mut batch = Vec::new();
+            route.queue.retain(|id| {
+                let same = id.message_id() == message;
+                if same {
+                    batch.push(*id);
+                }
+                !same
+            });
+            self.queued = self.queued.saturating_sub(batch.len());
+            entry.messages = entry.messages.saturating_add(1);
+            entry.state = ConnState::Busy(batch.clone());
+            self.actions.push_back(Action::SendMessage {
+                conn,
+                envelopes: batch,
+            });
+        }
+    }
+
+    /// Makes sure the route has an address order, asking DNS once per destination when
+    /// its set expired (the old order serves meanwhile); false while it has none.
+    fn ensure_candidates(&mut self, key: &RouteKey, now: UnixTime) -> bool {
+        let old = match self.routes.get(key) {
+            Some(Route {
+                candidates: Some((_, expires)),
+                ..
+            }) if *expires > now => return true,
+            Some(Route {
+                candidates: Some(_),
+                ..
+            }) => true,
+            _ => false,
+        };
+        let query = query_of(key);
+        match self.resolutions.get(&query) {
+            Some(Resolution::Pending) => old,
+            Some(Resolution::Ready { set, expires }) if *expires > now => {
+                let (set, expires) = (set.clone(), *expires);
+                self.build_candidates(key, &set, expires);
+                true
+            }
+            _ => {
+                self.resolutions.insert(query.clone(), Resolution::Pending);
+                self.actions.push_back(Action::Resolve(query));
+                old
+            }
+        }
+    }
+
+    /// The next address to open a session to, within the limits.
+    fn choose(&self, key: &RouteKey, now: UnixTime) -> Choice {
+        let limits = self.config.limits_for(key.destination.name());
+        let Some(route) = self.routes.get(key) else {
+            return Choice::Wait;
+        };
+        let Some((candidates, _)) = &route.candidates else {
+            return Choice::Wait;
+        };
+        let domain_conns = self
+            .conns
+            .values()
+            .filter(|c| c.route.destination == key.destination)
+            .count();
+        let route_full = route.conns.len() >= limits.max_conn_per_route
+            || domain_conns >= limits.max_conn_per_domain;
+        let mut start = 0;
+        while let Some(first) = candidates.get(start) {
+            let level: Vec<&Candidate> = candidates
+                .iter()
+                .skip(start)
+                .take_while(|c| c.preference == first.preference)
+                .collect();
+            start = start.saturating_add(level.len());
+            let usable: Vec<&Candidate> = level
+                .into_iter()
+                .filter(|c| !self.hosts.get(&c.addr).is_some_and(|h| h.is_broken(now)))
+                .collect();
+            if usable.is_empty() {
+                continue;
+            }
+            if route_full {
+                return Choice::Wait;
+            }
+            let load = |c: &&Candidate| self.hosts.get(&c.addr).map_or(0, |h| h.connections);
+            return usable
+                .into_iter()
+                .filter(|c| load(c) < limits.max_conn_per_host)
+                .min_by_key(load)
+                .map_or(Choice::Wait, |c| Choice::Connect(c.clone()));
+        }
+        Choice::AllBroken
+    }
+
+    fn connect(&mut self, key: &RouteKey, candidate: Candidate) {
+        let conn = loop {
+            let id = ConnId(self.rng.next_u64());
+            if id.0 != 0 && !self.conns.contains_key(&id) {
+                break id;
+            }
+        };
+        let host = self
+            .hosts
+            .entry(candidate.addr)
+            .or_insert_with(|| HostState::new(&candidate.host));
+        host.name.clone_from(&candidate.host);
+        host.connections = host.connections.saturating_add(1);
+        host.sessions = host.sessions.saturating_add(1);
+        self.conns.insert(
+            conn,
+            Conn {
+                route: key.clone(),
+                addr: candidate.addr,
+                host: candidate.host.clone(),
+                state: ConnState::Connecting,
+                messages: 0,
+            },
+        );
+        if let Some(route) = self.routes.get_mut(key) {
+            route.conns.insert(conn);
+        }
+        self.log(format!(
+            "smtp-out: Connecting to {}://{} ({}) on session {conn}",
+            key.tls.scheme(),
+            candidate.addr,
+            candidate.host
+        ));
+        self.actions.push_back(Action::Connect {
+            conn,
+            addr: candidate.addr,
+            host: candidate.host,
+            src: key.src,
+            tls: key.tls,
+            auth: key.auth.clone(),
+        });
+    }
+}

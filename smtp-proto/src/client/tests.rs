@@ -1,1 +1,0 @@
-//! Scripted-server tests of the client session.
