@@ -160,6 +160,10 @@ impl Engine {
             self.reply(sid, req, answer(503, (5, 5, 1), "Need MAIL command first"));
             return;
         };
+        if txn.message.is_some() {
+            self.reply(sid, req, answer(503, (5, 5, 1), "Message already open"));
+            return;
+        }
         if txn.recipient_count() >= max_rcpt {
             self.reply(sid, req, answer(452, (4, 5, 3), "Too many recipients"));
             return;
@@ -401,6 +405,10 @@ impl Engine {
             self.reply(sid, req, answer(503, (5, 5, 1), "No message in progress"));
             return;
         };
+        let proto = received::protocol(session);
+        // With the message open no recipient is being checked; should one be, it is
+        // answered rather than forgotten.
+        self.answer_leftovers(sid, &txn);
         let refusal = if received_headers > MAX_RECEIVED_HEADERS {
             Some(answer(554, (5, 4, 6), "Too many hops, mail loop detected"))
         } else if size > max_size {
@@ -424,7 +432,6 @@ impl Engine {
             self.reply(sid, req, refusal);
             return;
         }
-        let proto = received::protocol(session);
         let envelopes = self.build_envelopes(sid, msgid, &txn, now);
         let records = envelopes.iter().map(|e| (e.id, queue::encode(e))).collect();
         self.incoming.remove(&msgid);
@@ -525,6 +532,12 @@ impl Engine {
                 msgid,
             });
         }
+        self.answer_leftovers(sid, &txn);
+    }
+
+    /// Answers 451 to the RCPT and DATA questions of a transaction that ends while they
+    /// wait (if the session is still open), and forgets their lookups.
+    fn answer_leftovers(&mut self, sid: SessionId, txn: &Transaction) {
         let open = self.sessions.contains_key(&sid);
         let pending: Vec<ReqId> = txn
             .expansions
