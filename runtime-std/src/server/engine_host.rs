@@ -5,8 +5,9 @@
 //! session's [`Mailbox`] at once (so a session sees the engine's order), log lines and
 //! the other effects are collected. After the lock is released the effects run: lookups
 //! at once on the feeding thread (their answers are fed back in the same call),
-//! deliveries on the [`DeliveryPool`], envelope updates, removals and bounces in order on
-//! one spool thread (a removal must never overtake the update or the bounce before it).
+//! deliveries on the [`DeliveryPool`], envelope updates, removals and bounces on spool
+//! threads, one per message shard, in the engine's order within a message (a removal must
+//! never overtake the update or the report before it).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
@@ -33,6 +34,9 @@ use super::mailbox::{Mailbox, Note};
 use crate::delivery::user::lookup_user;
 use crate::delivery::{self, DeliveryOutcome};
 use crate::spool::{GroupCommitter, Spool};
+
+/// Spool threads; the effects of one message always go to the same thread, in order.
+const SPOOL_THREADS: usize = 8;
 
 /// Largest `.forward` or `:include:` file read.
 const MAX_FILE: u64 = 1024 * 1024;
@@ -83,7 +87,7 @@ pub struct EngineHost {
     spool: Spool,
     committer: GroupCommitter,
     pool: DeliveryPool,
-    spool_work: Mutex<Sender<SpoolWork>>,
+    spool_work: Vec<Mutex<Sender<SpoolWork>>>,
     log: Log,
     hostname: String,
     myself: Weak<EngineHost>,
@@ -103,7 +107,13 @@ impl EngineHost {
         log: Log,
         hostname: String,
     ) -> std::io::Result<Arc<EngineHost>> {
-        let (tx, rx) = channel();
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..SPOOL_THREADS {
+            let (tx, rx) = channel();
+            senders.push(Mutex::new(tx));
+            receivers.push(rx);
+        }
         let host = Arc::new_cyclic(|myself| EngineHost {
             core: Mutex::new(Core {
                 engine,
@@ -113,15 +123,17 @@ impl EngineHost {
             spool,
             committer,
             pool,
-            spool_work: Mutex::new(tx),
+            spool_work: senders,
             log,
             hostname,
             myself: myself.clone(),
         });
-        let weak = Arc::downgrade(&host);
-        std::thread::Builder::new()
-            .name("spool".to_owned())
-            .spawn(move || spool_thread(&weak, &rx))?;
+        for (n, rx) in receivers.into_iter().enumerate() {
+            let weak = Arc::downgrade(&host);
+            std::thread::Builder::new()
+                .name(format!("spool-{n}"))
+                .spawn(move || spool_thread(&weak, &rx))?;
+        }
         let weak = Arc::downgrade(&host);
         std::thread::Builder::new()
             .name("timer".to_owned())
@@ -204,8 +216,16 @@ impl EngineHost {
         }
     }
 
+    /// Queue a spool effect on the thread of its message: a report goes with the
+    /// message it reports on, so it is written before that message's envelopes go.
     fn spool_later(&self, work: SpoolWork) {
-        if let Ok(tx) = self.spool_work.lock() {
+        let message = match &work {
+            SpoolWork::Update(envelope) => envelope.message_id(),
+            SpoolWork::Remove(id) => id.message_id(),
+            SpoolWork::Bounce { report, .. } => report.message,
+        };
+        let shard = usize::try_from(message.get()).unwrap_or(0) % SPOOL_THREADS;
+        if let Some(Ok(tx)) = self.spool_work.get(shard).map(Mutex::lock) {
             let _ = tx.send(work);
         }
     }

@@ -124,7 +124,7 @@ pub fn bind_all(
         let mut last_error = None;
         let mut any = false;
         for addr in addresses(line)? {
-            match TcpListener::bind(addr) {
+            match bind_retrying(addr) {
                 Ok(socket) => {
                     socket.set_nonblocking(true)?;
                     bound.push(Bound {
@@ -143,6 +143,22 @@ pub fn bind_all(
         }
     }
     Ok(bound)
+}
+
+/// How long a start waits for a port still held by a dying predecessor (a delivery
+/// child of a killed daemon keeps its listening sockets until it exits).
+const BIND_PATIENCE: Duration = Duration::from_secs(15);
+
+fn bind_retrying(addr: SocketAddr) -> io::Result<TcpListener> {
+    let deadline = Instant::now() + BIND_PATIENCE;
+    loop {
+        match TcpListener::bind(addr) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The live connections: their mailboxes (for `Shutdown`) and their number (for the
