@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::config_load::{check_listen_addresses, load, LoadError};
+use crate::config_load::{check_certificate_files, check_listen_addresses, load, LoadError};
 
 /// What the binaries say when asked to serve mail, which is not built yet.
 pub const NOT_BUILT: &str =
@@ -101,7 +101,8 @@ pub fn run<I: IntoIterator<Item = String>>(
     }
     match load(options.file.as_deref(), &options.macros) {
         Ok(loaded) => {
-            let problems = check_listen_addresses(&loaded);
+            let mut problems = check_listen_addresses(&loaded);
+            problems.extend(check_certificate_files(&loaded));
             if !problems.is_empty() {
                 for p in problems {
                     let _ = writeln!(err, "{p}");

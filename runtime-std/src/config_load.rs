@@ -164,3 +164,31 @@ pub fn check_listen_addresses(loaded: &Loaded) -> Vec<String> {
     }
     problems
 }
+
+/// Checks that the certificate, key and CA files named by `pki` and `ca` can be read, as
+/// OpenSMTPD loads them while checking. Returns one message per file that cannot.
+pub fn check_certificate_files(loaded: &Loaded) -> Vec<String> {
+    let mut files: Vec<(String, &str, &String)> = Vec::new();
+    for (name, pki) in &loaded.config.pki {
+        if let Some(cert) = &pki.cert {
+            files.push((format!("pki \"{name}\""), "certificate", cert));
+        }
+        if let Some(key) = &pki.key {
+            files.push((format!("pki \"{name}\""), "key", key));
+        }
+    }
+    for (name, cert) in &loaded.config.ca {
+        files.push((format!("ca \"{name}\""), "certificate", cert));
+    }
+    files
+        .into_iter()
+        .filter_map(|(owner, what, path)| {
+            std::fs::File::open(path).err().map(|e| {
+                format!(
+                    "{}: {owner}: cannot read {what} \"{path}\": {e}",
+                    loaded.file_name
+                )
+            })
+        })
+        .collect()
+}

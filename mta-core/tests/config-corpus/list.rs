@@ -193,6 +193,10 @@ pub const CORPUS: &[(&str, &str)] = &[
         include_str!("invalid/runtime/02-unresolvable-host.conf"),
     ),
     (
+        "invalid/runtime/03-missing-certificate.conf",
+        include_str!("invalid/runtime/03-missing-certificate.conf"),
+    ),
+    (
         "valid/classic/01-seed-virtual-catchall.conf",
         include_str!("valid/classic/01-seed-virtual-catchall.conf"),
     ),
