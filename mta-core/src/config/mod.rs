@@ -5,6 +5,27 @@
 //! display as `FILE:LINE:COL: message`; parsing goes on after an error so that one run
 //! reports every error it can. [`Config::to_modern_string`] prints the normalized
 //! configuration back in the modern grammar, such that parsing it gives the same [`Config`].
+//!
+//! # Compatibility with OpenSMTPD 6.8
+//!
+//! A modern file is checked the way `smtpd -n` checks it (the corpus under
+//! `mta-core/tests/config-corpus` and `tests-e2e/config-oracle.sh` compare the verdicts):
+//! the same reserved words, quoting and escapes, declaration before use, table shapes
+//! (lists where values are matched, maps for aliases, credentials...), option
+//! exclusions, and phases of builtin filters. What only the system can tell (interfaces,
+//! host names, certificate files) is checked by the runtime. Where we differ:
+//! - our extensions: `queue path`, `control socket`, `mta resolver`, `mta mx-port`
+//!   (see [`model`]);
+//! - we also read the classic (5.x) grammar, see `classic.rs`; mixing both is an error;
+//! - we accept, where OpenSMTPD does not: newlines inside `{ ... }`, a format specifier
+//!   such as `%{rcpt}` in an unquoted word, a macro joined to the text after it
+//!   (`$state_dir/queue`), `listen on all`, relative `include` paths (the runtime reads
+//!   them from the main file's directory), and CR LF line ends;
+//! - we refuse, where OpenSMTPD accepts and would fail later or never use the value: a
+//!   relay URL with an unknown scheme or a bad port, a `pki`/`ca` not declared before an
+//!   action uses it, a filter message without a 4xx/5xx code, more than four
+//!   `warn-interval` delays, `match tag <table>`, a map table in a builtin filter condition,
+//!   and a list table for listener `auth`.
 
 mod classic;
 mod default;
