@@ -9,7 +9,7 @@ mod harness;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use harness::{Harness, CONF};
+use harness::Harness;
 use mta_core::bounce::ReportKind;
 use mta_core::engine::{Control, Input, SessionId};
 use mta_core::expand::{Answer, FileLookup, UserLookup};
@@ -41,6 +41,10 @@ enum Op {
     /// HELO, MAIL, RCPT of a known user with its lookups answered, then DATA: reaches
     /// the body often enough for commits, deliveries and bounces to happen.
     Flow(u8),
+    /// AUTH as a known (true) or unknown user.
+    Auth(u8, bool),
+    /// The runtime's verdict on a pending password check.
+    Password(u8, bool),
 }
 
 impl Arbitrary for Op {
@@ -48,7 +52,9 @@ impl Arbitrary for Op {
         let a = u8::arbitrary(g);
         let b = u8::arbitrary(g);
         let flag = bool::arbitrary(g);
-        match u8::arbitrary(g) % 22 {
+        match u8::arbitrary(g) % 24 {
+            21 => Op::Auth(a, flag),
+            22 => Op::Password(a, flag),
             17..=19 => Op::Flow(a),
             20 => Op::End(a, false),
             0 | 1 => Op::Open,
@@ -72,6 +78,18 @@ impl Arbitrary for Op {
         }
     }
 }
+
+/// The scenario configuration with an `auth-optional` listener, so AUTH is exercised.
+const PROPS_CONF: &str = r#"
+table creds { "bob" = "$6$salt$hash" }
+pki mail.example.org cert "/etc/ssl/mx.crt"
+pki mail.example.org key "/etc/ssl/mx.key"
+listen on 127.0.0.1 tls pki mail.example.org auth-optional <creds>
+action "local" maildir
+action "out" relay
+match from any for domain "example.org" action "local"
+match from local for any action "out"
+"#;
 
 const USERS: [&str; 4] = [
     "bob@example.org",
@@ -158,6 +176,33 @@ impl Run {
                 for req in reqs.into_iter().chain([data]) {
                     self.note(sid, req);
                 }
+            }
+            Op::Auth(i, known) => {
+                let Some(sid) = self.session(i) else { return };
+                if !self.open.contains(&sid) {
+                    return;
+                }
+                let user = if known { "bob" } else { "mallory" };
+                let req = self.h.ask(
+                    sid,
+                    smtp_proto::server::Question::Auth {
+                        mechanism: smtp_proto::server::AuthMechanism::Login,
+                        authzid: Default::default(),
+                        authcid: user.into(),
+                        password: "pw".into(),
+                    },
+                );
+                self.note(sid, req);
+            }
+            Op::Password(i, ok) => {
+                let n = h.password_checks.len();
+                if n == 0 {
+                    return;
+                }
+                let Some((id, _)) = h.password_checks.remove(usize::from(i) % n) else {
+                    return;
+                };
+                h.input(Input::PasswordChecked { id, ok });
             }
             Op::BodyAborted(i) => {
                 if let Some(sid) = self.session(i) {
@@ -257,6 +302,9 @@ impl Run {
         for _ in 0..10_000 {
             h.answer_lookups(&KNOWN);
             h.commit_all();
+            while let Some((id, _)) = h.password_checks.pop_front() {
+                h.input(Input::PasswordChecked { id, ok: true });
+            }
             if let Some((msgid, _)) = h.bounces.pop_front() {
                 h.input(Input::BounceQueued {
                     msgid,
@@ -281,7 +329,7 @@ impl Run {
 
 fn run(ops: Vec<Op>) -> bool {
     let mut r = Run {
-        h: Harness::new(CONF),
+        h: Harness::new(PROPS_CONF),
         sessions: Vec::new(),
         open: BTreeSet::new(),
         asked: BTreeMap::new(),

@@ -193,3 +193,40 @@ fn unrelated_inputs_are_ignored() {
     assert!(h.answers.is_empty());
     assert_eq!(h.engine.session_count(), 0);
 }
+
+#[test]
+fn helo_reply_names_the_listener_host() {
+    let conf = "table names { \"127.0.0.1\" = \"mx.one.test\" }\nlisten on 127.0.0.1 hostnames <names>\nlisten on 127.0.0.1 port 2525 hostname mx.two.test\naction \"l\" mbox\nmatch for local action \"l\"\n";
+    let mut h = Harness::new(conf);
+    for (listener, expected) in [(0, "mx.one.test"), (1, "mx.two.test")] {
+        let info = mta_core::engine::SessionInfo {
+            listener: Some(listener),
+            peer: mta_core::engine::PeerAddr::Inet("192.0.2.1:1".parse().unwrap()),
+            local: Some("127.0.0.1:25".parse().unwrap()),
+            rdns: None,
+            tls: false,
+        };
+        let s = h.engine.open_session(info, h.now);
+        h.drain();
+        let helo = h.helo(s);
+        let reply = h.answer(s, helo);
+        assert!(
+            reply.lines[0].starts_with(format!("{expected} Hello").as_bytes()),
+            "{reply:?}"
+        );
+    }
+    // The local enqueuer gets the engine's own name.
+    let s = h.engine.open_session(
+        mta_core::engine::SessionInfo {
+            listener: None,
+            peer: mta_core::engine::PeerAddr::Local,
+            local: None,
+            rdns: None,
+            tls: false,
+        },
+        h.now,
+    );
+    let helo = h.helo(s);
+    assert!(h.answer(s, helo).lines[0].starts_with(b"mx.example.org Hello"));
+    assert_eq!(h.engine.stats().get("smtp.session.local"), Some(&1));
+}

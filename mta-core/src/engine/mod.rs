@@ -124,7 +124,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine for `config` on the machine described by `facts`.
+    /// An engine for `config` on the machine described by `facts`, started at `now` (it
+    /// sets no timer until envelopes are queued).
     ///
     /// # Errors
     /// [`EngineError`] when the rules of `config` cannot be compiled.
@@ -160,6 +161,7 @@ impl Engine {
 
     /// Registers a new connection and returns its id; feed its questions with that id and
     /// end it with [`Input::SessionClosed`]. Logs `smtp-in: session ... connected from ...`.
+    /// Ids are never 0 (the session of report lookups) and never reused while open.
     pub fn open_session(&mut self, info: SessionInfo, now: UnixTime) -> SessionId {
         let _ = now;
         let id = loop {
@@ -234,6 +236,11 @@ impl Engine {
     /// The queue as the scheduler holds it (for `smtpctl show queue`).
     pub fn scheduler(&self) -> &Scheduler {
         &self.scheduler
+    }
+
+    /// The host name this engine was started with (bounces come from it).
+    pub fn hostname(&self) -> &str {
+        &self.facts.hostname
     }
 
     /// How many sessions are open.

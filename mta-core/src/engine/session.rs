@@ -68,7 +68,14 @@ impl Session {
             Some(l) => l.tag.clone(),
             None => config.socket_listener.as_ref().and_then(|s| s.tag.clone()),
         };
-        let hostname = listener.and_then(|l| l.hostname.clone());
+        // `hostnames <table>` names the host by the local address the client reached;
+        // `hostname NAME` names it for the whole listener.
+        let by_address = listener
+            .and_then(|l| l.hostnames.as_ref())
+            .and_then(|name| config.tables.get(name))
+            .zip(info.local)
+            .and_then(|(table, local)| table.hostname_for(local.ip()).map(str::to_owned));
+        let hostname = by_address.or_else(|| listener.and_then(|l| l.hostname.clone()));
         let tls = info.tls.then(|| (String::new(), String::new()));
         Session {
             info,
