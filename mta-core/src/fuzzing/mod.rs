@@ -4,3 +4,4 @@
 pub mod config;
 pub mod expansion;
 pub mod queue;
+pub mod router;

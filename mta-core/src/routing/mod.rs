@@ -28,6 +28,8 @@ mod hosts;
 mod mx;
 mod router;
 mod select;
+#[cfg(test)]
+mod tests;
 
 pub use mx::{
     MxAction, MxError, MxHost, MxInput, MxLevel, MxQuery, MxResolver, MxResolverConfig, MxSet,

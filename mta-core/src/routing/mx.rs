@@ -361,9 +361,12 @@ impl MxResolver {
             Step::Address { exchanger, kind } => {
                 match result {
                     Ok(answer) => {
-                        job.ttl = job.ttl.min(answer.ttl);
+                        // A NODATA answer (often without an SOA, TTL 0) does not shorten
+                        // the life of the addresses that were found.
                         if answer.records.is_empty() {
                             job.definite_empty = job.definite_empty.saturating_add(1);
+                        } else {
+                            job.ttl = job.ttl.min(answer.ttl);
                         }
                         if let Some(entry) = job.exchangers.get_mut(exchanger) {
                             let list = if kind == RecordKind::A {
@@ -434,12 +437,12 @@ impl MxResolver {
         let Some(job) = self.jobs.get_mut(query) else {
             return;
         };
-        job.ttl = job.ttl.min(answer.ttl);
         if mxs.is_empty() {
             job.implicit = true;
             self.start_exchanger(query, 0, name, now);
             return;
         }
+        job.ttl = job.ttl.min(answer.ttl);
         for (preference, exchange) in mxs {
             let glue: Vec<IpAddr> = answer
                 .glue
