@@ -1,8 +1,8 @@
 //! The blocking runtime: the effects (sockets, files, processes, clock) that drive the pure
 //! machines of `smtp-proto` and `mta-core`, one thread per connection.
 
-pub mod delivery;
-pub mod spool;
 pub mod cli;
 pub mod config_load;
+pub mod delivery;
 pub mod server;
+pub mod spool;
