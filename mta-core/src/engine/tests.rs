@@ -87,7 +87,7 @@ quickcheck::quickcheck! {
         let mut msg = Vec::new();
         for (k, extra) in &parts {
             msg.extend_from_slice(pieces.get(usize::from(*k) % pieces.len()).copied().unwrap_or_default());
-            if extra.len() % 5 == 0 {
+            if extra.len().is_multiple_of(5) {
                 msg.extend_from_slice(extra);
             }
         }
