@@ -296,7 +296,12 @@ impl Engine {
             let line =
                 format!("smtp-in: session {sid}: STARTTLS protocol={protocol} cipher={cipher}");
             session.tls = Some((protocol, cipher));
+            // The session forgets any transaction at STARTTLS (RFC 3207 §4.2); so do we.
+            let txn = session.txn.take();
             self.log(line);
+            if let Some(txn) = txn {
+                self.drop_transaction(sid, txn);
+            }
             self.stats.add("smtp.tls", 1);
         }
     }
