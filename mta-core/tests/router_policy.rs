@@ -628,3 +628,65 @@ fn limits_from_smtpd_conf() {
     assert_eq!(config.limits_for("big.example").max_conn_per_host, 3);
     assert_eq!(config.limits_for("other.example").max_conn_per_route, 5);
 }
+
+#[test]
+fn routes_from_relay_actions() {
+    use mta_core::config::{Backup, RelayOptions, RelayScheme, RelayTls, RelayUrl};
+    use mta_core::routing::route_for;
+    let mx = route_for(&RelayOptions::default(), "Example.ORG", "us.example");
+    assert_eq!(mx, RouteKey::mx("example.org"));
+    let backup = RelayOptions {
+        backup: Some(Backup { mx: None }),
+        ..RelayOptions::default()
+    };
+    assert_eq!(
+        route_for(&backup, "example.org", "us.example")
+            .backup_mx
+            .as_deref(),
+        Some("us.example")
+    );
+    let url = |scheme, port| RelayUrl {
+        scheme,
+        label: Some("creds".into()),
+        host: "Smart.example".into(),
+        port,
+    };
+    let smtps = RelayOptions {
+        host: Some(url(RelayScheme::Smtps, None)),
+        ..RelayOptions::default()
+    };
+    let key = route_for(&smtps, "example.org", "us.example");
+    assert_eq!(
+        key.destination,
+        Destination::Relay {
+            host: "smart.example".into(),
+            port: 465
+        }
+    );
+    assert_eq!(
+        (key.tls, key.auth.as_deref()),
+        (TlsPolicy::Implicit { verify: true }, Some("creds"))
+    );
+    let plain = RelayOptions {
+        host: Some(url(RelayScheme::Smtp, Some(2525))),
+        tls: Some(RelayTls { no_verify: true }),
+        ..RelayOptions::default()
+    };
+    let key = route_for(&plain, "example.org", "us.example");
+    assert_eq!(key.tls, TlsPolicy::Required { verify: false });
+    assert_eq!(
+        key.destination,
+        Destination::Relay {
+            host: "smart.example".into(),
+            port: 2525
+        }
+    );
+    let notls = RelayOptions {
+        host: Some(url(RelayScheme::SmtpNoTls, None)),
+        ..RelayOptions::default()
+    };
+    assert_eq!(
+        route_for(&notls, "example.org", "us.example").tls,
+        TlsPolicy::Disabled
+    );
+}

@@ -326,12 +326,15 @@ impl Resolver {
 
     /// Sends the current try of query `index` (with a fresh id).
     fn send(&mut self, index: usize, now: UnixTime) {
-        let id = loop {
-            let candidate = u16::try_from(self.rng.next_u64() >> 48).unwrap_or(0);
-            if !self.pending.iter().any(|p| p.message_id == candidate) {
-                break candidate;
+        // A fresh id unlike the others in flight; after a few draws a duplicate is still
+        // told apart by its question (and `max_inflight` keeps collisions rare).
+        let mut id = 0;
+        for _ in 0..16 {
+            id = u16::try_from(self.rng.next_u64() >> 48).unwrap_or(0);
+            if !self.pending.iter().any(|p| p.message_id == id) {
+                break;
             }
-        };
+        }
         let timeout = self.config.timeout;
         let Some(pending) = self.pending.get_mut(index) else {
             return;

@@ -23,6 +23,43 @@
 //! [`Input::SessionOutcome`] and [`Input::ConnectionClosed`]; envelope results leave as
 //! [`Action::EnvelopeDelivered`], [`Action::EnvelopeTempFail`] and
 //! [`Action::EnvelopePermFail`] for the scheduler.
+//!
+//! The engine's loop, in outline:
+//!
+//! ```
+//! use mta_core::routing::{Action, Input, MxAction, MxInput, MxResolver, Router};
+//! use mta_core::time::UnixTime;
+//!
+//! fn drive(router: &mut Router, mx: &mut MxResolver, now: UnixTime) {
+//!     loop {
+//!         let mut progressed = false;
+//!         while let Some(action) = router.poll_action() {
+//!             progressed = true;
+//!             match action {
+//!                 Action::Resolve(query) => mx.handle(MxInput::Resolve(query), now),
+//!                 // Connect: start a client session; SendMessage: hand it the message;
+//!                 // Envelope*: tell the scheduler; Log: write the line.
+//!                 _ => {}
+//!             }
+//!         }
+//!         while let Some(action) = mx.poll_action() {
+//!             progressed = true;
+//!             match action {
+//!                 MxAction::Resolved { query, result } => {
+//!                     router.handle(Input::Resolved { query, result }, now)
+//!                 }
+//!                 // Send the datagram (or TCP query); answers come back as
+//!                 // MxInput::Dns(dns::Input::UdpReceived { .. }).
+//!                 MxAction::Dns(_send) => {}
+//!             }
+//!         }
+//!         if !progressed {
+//!             break;
+//!         }
+//!     }
+//!     // Then sleep until the earlier of router.poll_timeout() and mx.poll_timeout().
+//! }
+//! ```
 
 mod hosts;
 mod mx;
@@ -36,6 +73,7 @@ pub use mx::{
     MAX_ADDRESSES, MAX_EXCHANGERS,
 };
 pub use router::Router;
+
 pub use select::{connection_order, preferred_over, shuffle, Candidate};
 
 use std::collections::BTreeMap;
@@ -43,7 +81,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::config::MtaOptions;
+use crate::config::{MtaOptions, RelayOptions, RelayScheme};
 use crate::queue::{EnvelopeId, Failure};
 use crate::scheduler::Outcome;
 
@@ -148,6 +186,49 @@ impl fmt::Display for RouteKey {
             write!(f, " backup={name}")?;
         }
         Ok(())
+    }
+}
+
+/// The route of an envelope for `domain` under a `relay` action: the relay host of
+/// `host URL` (port from the URL, else 465 for `smtps://`, else 25; TLS from the scheme and
+/// `tls [no-verify]`; the credentials label of the URL), or the MXs of `domain`.
+/// `relay backup` without `mx NAME` compares with `hostname`, our own name. The source
+/// address (`src`, possibly a table) is the engine's to fill in.
+pub fn route_for(relay: &RelayOptions, domain: &str, hostname: &str) -> RouteKey {
+    let verify = !relay.tls.is_some_and(|tls| tls.no_verify);
+    let requested = if relay.tls.is_some() {
+        TlsPolicy::Required { verify }
+    } else {
+        TlsPolicy::Opportunistic
+    };
+    let backup_mx = relay
+        .backup
+        .as_ref()
+        .map(|backup| crate::dns::normalize_name(backup.mx.as_deref().unwrap_or(hostname)));
+    match &relay.host {
+        Some(url) => {
+            let (tls, default_port) = match url.scheme {
+                RelayScheme::Smtp | RelayScheme::Lmtp => (requested, 25),
+                RelayScheme::SmtpTls => (TlsPolicy::Required { verify }, 25),
+                RelayScheme::SmtpNoTls => (TlsPolicy::Disabled, 25),
+                RelayScheme::Smtps => (TlsPolicy::Implicit { verify }, 465),
+            };
+            RouteKey {
+                destination: Destination::Relay {
+                    host: crate::dns::normalize_name(&url.host),
+                    port: url.port.unwrap_or(default_port),
+                },
+                src: None,
+                tls,
+                auth: url.label.clone(),
+                backup_mx: None,
+            }
+        }
+        None => RouteKey {
+            tls: requested,
+            backup_mx,
+            ..RouteKey::mx(domain)
+        },
     }
 }
 

@@ -17,6 +17,9 @@ use crate::time::UnixTime;
 /// Resolutions kept at most (pending ones and unexpired sets).
 const MAX_RESOLUTIONS: usize = 4096;
 
+/// MX addresses remembered at most beyond those with sessions or failures.
+const MAX_HOSTS: usize = 4096;
+
 /// Where a destination's resolution stands.
 #[derive(Clone, Debug)]
 enum Resolution {
@@ -432,6 +435,10 @@ impl Router {
         }
         self.routes
             .retain(|_, r| !r.queue.is_empty() || !r.conns.is_empty());
+        if self.hosts.len() > MAX_HOSTS {
+            self.hosts
+                .retain(|_, h| h.connections > 0 || h.failures > 0 || h.is_broken(now));
+        }
         if self.resolutions.len() > MAX_RESOLUTIONS {
             self.resolutions.retain(|_, r| match r {
                 Resolution::Pending => true,
