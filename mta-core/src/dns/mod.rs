@@ -76,6 +76,26 @@ impl Default for ResolverConfig {
     }
 }
 
+impl ResolverConfig {
+    /// Default settings with the name servers of `mta resolver "IP[:PORT]"` when given
+    /// (and valid), else those of the `/etc/resolv.conf` text, else 127.0.0.1 as the C
+    /// library assumes when the file names none.
+    pub fn from_sources(mta_resolver: Option<&str>, resolv_conf: Option<&str>) -> Self {
+        let mut servers: Vec<SocketAddr> =
+            mta_resolver.and_then(parse_resolver).into_iter().collect();
+        if servers.is_empty() {
+            servers = resolv_conf.map(parse_resolv_conf).unwrap_or_default();
+        }
+        if servers.is_empty() {
+            servers.push(SocketAddr::from(([127, 0, 0, 1], DNS_PORT)));
+        }
+        ResolverConfig {
+            servers,
+            ..ResolverConfig::default()
+        }
+    }
+}
+
 /// The caller's name for one lookup, echoed in its [`Action::Answer`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct LookupId(pub u64);

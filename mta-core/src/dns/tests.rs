@@ -518,3 +518,18 @@ fn resolv_conf_and_resolver_option() {
     );
     assert_eq!(parse_resolver("dns.example"), None);
 }
+
+#[test]
+fn servers_from_the_option_the_file_or_localhost() {
+    let conf = "nameserver 192.0.2.53\n";
+    let servers = |option, file| ResolverConfig::from_sources(option, file).servers;
+    assert_eq!(
+        servers(Some("127.0.0.1:5353"), Some(conf)),
+        vec!["127.0.0.1:5353".parse().unwrap()]
+    );
+    assert_eq!(
+        servers(Some("bogus"), Some(conf)),
+        vec!["192.0.2.53:53".parse().unwrap()]
+    );
+    assert_eq!(servers(None, None), vec!["127.0.0.1:53".parse().unwrap()]);
+}
