@@ -103,3 +103,26 @@ quickcheck::quickcheck! {
         counter.count() == crate::bounce::count_received_headers(&msg)
     }
 }
+
+quickcheck::quickcheck! {
+    fn method_spec_round_trips_arbitrary_text(
+        name: String, uid: u32, gid: u32, directory: String, kind: u8, text: String, rcpt: String
+    ) -> bool {
+        // What the format relies on: user names hold no colon, addresses no tab.
+        let name = name.replace(':', "");
+        let rcpt = rcpt.replace('\t', "");
+        let method = match kind % 7 {
+            0 => LocalMethod::Mbox,
+            1 => LocalMethod::Maildir { path: text, junk: false },
+            2 => LocalMethod::Maildir { path: text, junk: true },
+            3 => LocalMethod::Mda { command: text },
+            4 => LocalMethod::Lmtp { dest: text, rcpt },
+            5 => LocalMethod::File { path: text },
+            _ => LocalMethod::Command { command: text },
+        };
+        let user = (!name.is_empty()).then_some(LocalUser { name, uid, gid, directory });
+        let spec = LocalMethodSpec { user, method };
+        let (u, m) = spec.format();
+        LocalMethodSpec::parse(&u, &m) == Ok(spec)
+    }
+}
