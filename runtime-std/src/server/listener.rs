@@ -301,3 +301,41 @@ fn ctx_warn_spawn(connections: &Connections, id: u64, error: &io::Error) {
         "warn: smtp-in: cannot start a thread: {error}"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localhost_and_families() {
+        let mut line = Listener::new(ListenAddress::Localhost);
+        line.port = 2525;
+        let all = addresses(&line).expect("localhost has addresses");
+        assert_eq!(
+            all,
+            vec![
+                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 2525),
+                SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 2525)
+            ]
+        );
+        line.family = Some(Family::Inet4);
+        assert_eq!(
+            addresses(&line).expect("inet4"),
+            vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 2525)]
+        );
+        line.address = ListenAddress::Ip(Ipv6Addr::LOCALHOST.into());
+        assert!(
+            addresses(&line).is_err(),
+            "an inet4 listener on ::1 has nothing"
+        );
+    }
+
+    #[test]
+    fn the_loopback_interface_has_127_0_0_1() {
+        let line = Listener::new(ListenAddress::Interface("lo".to_owned()));
+        let found = addresses(&line).expect("lo exists");
+        assert!(found.contains(&SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 25)));
+        let missing = Listener::new(ListenAddress::Interface("no-such-if0".to_owned()));
+        assert!(addresses(&missing).is_err());
+    }
+}

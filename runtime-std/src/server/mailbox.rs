@@ -105,3 +105,34 @@ impl Drop for Mailbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(fd: RawFd) -> bool {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no wait.
+        unsafe { libc::poll(&mut p, 1, 0) == 1 }
+    }
+
+    #[test]
+    fn notes_keep_their_order_and_wake_the_reader() {
+        let mailbox = Mailbox::new().expect("eventfd");
+        assert!(!readable(mailbox.fd()));
+        mailbox.push(Note::Abort { msgid: "a".into() });
+        mailbox.push(Note::Shutdown);
+        assert!(readable(mailbox.fd()));
+        let notes: Vec<Note> = mailbox.take().into_iter().collect();
+        assert!(matches!(
+            notes.as_slice(),
+            [Note::Abort { .. }, Note::Shutdown]
+        ));
+        assert!(!readable(mailbox.fd()), "taking resets the wake-up");
+        assert!(mailbox.take().is_empty());
+    }
+}
