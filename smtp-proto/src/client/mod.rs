@@ -63,7 +63,7 @@ pub use actions::{
 };
 pub use config::{ClientConfig, Credentials, TlsPolicy};
 
-use crate::reply::{EhloCapabilities, Reply, ReplyParser};
+use crate::reply::{EhloCapabilities, EnhancedStatus, Reply, ReplyParser};
 use setup::AuthStep;
 use transaction::Transaction;
 
@@ -357,11 +357,9 @@ impl ClientSession {
 
     fn message(&mut self, message: OutboundMessage) {
         if self.is_closed() || self.quit {
-            let error = SessionError {
-                temporary: true,
-                reason: ErrorReason::PeerClosed,
-            };
-            let reply = error.temp_reply();
+            // Too late for this connection: the message waits for another one.
+            let status = EnhancedStatus::new(4, 4, 0);
+            let reply = Reply::new(421, Some(status), Bytes::from_static(b"session closing"));
             self.outcome_all(message, &RecipientResult::TempFail(reply));
             return;
         }
