@@ -547,3 +547,29 @@ fn vrfy_expn_and_auth_without_a_table() {
     );
     assert_eq!(h.code(s, a), 454);
 }
+
+#[test]
+fn recipients_leading_to_one_mailbox_make_one_envelope() {
+    let mut h = Harness::new(CONF);
+    let s = h.open();
+    h.helo(s);
+    h.mail(s, "alice@remote.test");
+    let a = h.rcpt(s, "bob@example.org");
+    let b = h.rcpt(s, "BOB@example.org");
+    let c = h.rcpt(s, "carol@example.org");
+    h.answer_lookups(&["bob", "carol"]);
+    for req in [a, b, c] {
+        assert_eq!(h.code(s, req), 250);
+    }
+    h.data(s);
+    h.end(s, 10, 0);
+    let (_, records) = h.commits.front().unwrap();
+    let mut to: Vec<String> = records
+        .iter()
+        .map(|(_, r)| queue::decode(r).unwrap().recipient)
+        .collect();
+    to.sort();
+    assert_eq!(to.len(), 2, "{to:?}");
+    let ids: std::collections::BTreeSet<_> = records.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids.len(), 2);
+}

@@ -2,7 +2,7 @@
 //! expanded, the message opened at `DataStart`, its envelopes built and committed at the
 //! end of data.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -469,9 +469,20 @@ impl Engine {
         let source = session.source_text();
         let authenticated = session.facts.auth_user.is_some();
         let mut envelopes: Vec<Envelope> = Vec::new();
+        let mut ids = BTreeSet::new();
+        // One delivery per mailbox (or relayed address) per message, however many
+        // recipients lead to it, as OpenSMTPD expands a whole transaction as one tree.
+        let mut seen = HashSet::new();
         for rcpt in &txn.recipients {
             for delivery in &rcpt.deliveries {
                 let (action, recipient, kind) = delivery_kind(delivery);
+                let key = match &kind {
+                    DeliveryKind::Local { .. } => (kind.clone(), String::new()),
+                    DeliveryKind::Relay { .. } => (kind.clone(), recipient.to_ascii_lowercase()),
+                };
+                if !seen.insert(key) {
+                    continue;
+                }
                 let ttl = self
                     .config
                     .actions
@@ -481,7 +492,7 @@ impl Engine {
                     .unwrap_or(DEFAULT_TTL);
                 let id = loop {
                     let id = EnvelopeId::generate(msgid, &mut self.rng);
-                    if envelopes.iter().all(|e| e.id != id) {
+                    if ids.insert(id) {
                         break id;
                     }
                 };
