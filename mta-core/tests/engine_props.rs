@@ -13,7 +13,7 @@ use harness::Harness;
 use mta_core::bounce::ReportKind;
 use mta_core::engine::{Control, Input, SessionId};
 use mta_core::expand::{Answer, FileLookup, UserLookup};
-use mta_core::queue::Failure;
+use mta_core::queue::{Failure, MessageId};
 use mta_core::scheduler::{Outcome, Scope, Target};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 use smtp_proto::reply::EnhancedStatus;
@@ -112,6 +112,10 @@ struct Run {
     sessions: Vec<SessionId>,
     open: BTreeSet<SessionId>,
     asked: BTreeMap<(SessionId, ReqId), ()>,
+    /// Messages whose commit the runtime confirmed: the client got 250 for them.
+    durable: BTreeSet<MessageId>,
+    /// `smtpctl remove` was used: mail may leave without delivery.
+    removed_by_control: bool,
 }
 
 impl Run {
@@ -248,6 +252,9 @@ impl Run {
                     return;
                 };
                 let result = if ok { Ok(()) } else { Err("disk".into()) };
+                if ok {
+                    self.durable.insert(msgid);
+                }
                 h.input(Input::Committed { msgid, result });
             }
             Op::Deliver(i, kind) => {
@@ -290,6 +297,7 @@ impl Run {
                     2 => Control::Schedule(Target::All),
                     _ => Control::Remove(Target::All),
                 };
+                self.removed_by_control |= matches!(control, Control::Remove(_));
                 h.input(Input::Control(control));
             }
         }
@@ -301,6 +309,7 @@ impl Run {
         h.input(Input::Control(Control::Resume(Scope::All)));
         for _ in 0..10_000 {
             h.answer_lookups(&KNOWN);
+            self.durable.extend(h.commits.iter().map(|(m, _)| *m));
             h.commit_all();
             while let Some((id, _)) = h.password_checks.pop_front() {
                 h.input(Input::PasswordChecked { id, ok: true });
@@ -333,6 +342,8 @@ fn run(ops: Vec<Op>) -> bool {
         sessions: Vec::new(),
         open: BTreeSet::new(),
         asked: BTreeMap::new(),
+        durable: BTreeSet::new(),
+        removed_by_control: false,
     };
     for op in ops {
         r.step(op);
@@ -362,6 +373,14 @@ fn run(ops: Vec<Op>) -> bool {
                 let first = *reported.entry(e.id).or_insert(*msgid);
                 assert_eq!(first, *msgid, "envelope {} reported twice", e.id);
             }
+        }
+    }
+    // Every message answered 250 was handed to delivery (unless removed by hand).
+    if !r.removed_by_control {
+        let attempted: BTreeSet<MessageId> =
+            r.h.delivered_log.iter().map(|id| id.message_id()).collect();
+        for msgid in &r.durable {
+            assert!(attempted.contains(msgid), "message {msgid} never delivered");
         }
     }
     // Once everything is delivered the queue is empty and every record removed.
