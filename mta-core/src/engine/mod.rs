@@ -20,6 +20,19 @@
 //! the body into the incoming file itself. A message is answered `250` only after the
 //! runtime confirms [`Action::CommitMessage`] with [`Input::Committed`] (RFC 5321 §6.1:
 //! the server takes responsibility only once the message is safe).
+//!
+//! **Logs** ([`Action::Log`]) follow OpenSMTPD's wording, one line per event:
+//! `smtp-in: session SID: connected from HOST [IP]:PORT`,
+//! `smtp-in: session SID: failed-command command="RCPT TO:<...>" result="550 ..."`,
+//! `smtp-in: session SID: message accepted: msgid=... from=<...> size=... nrcpt=...
+//! proto=ESMTP`, `delivery: Ok|TempFail|PermFail for EVPID: from=<...>, to=<...>,
+//! user=..., method=..., delay=Ns, stat=...`, and `queue: ...` lines for deferrals,
+//! expiries and reports. Session ids are 16 hex digits, message ids 8, envelope ids 16.
+//!
+//! **Statistics** ([`Engine::stats`]) use OpenSMTPD's names: gauges `smtp.session`,
+//! `smtp.session.inet4|inet6|local`, `scheduler.envelope`, `scheduler.envelope.inflight`;
+//! counters `smtp.tls`, `smtp.message`, `smtp.loop`, `scheduler.delivery.ok|tempfail|
+//! permfail|expired`, `queue.bounce`.
 
 mod action;
 mod delivery;
