@@ -230,3 +230,21 @@ fn helo_reply_names_the_listener_host() {
     assert!(h.answer(s, helo).lines[0].starts_with(b"mx.example.org Hello"));
     assert_eq!(h.engine.stats().get("smtp.session.local"), Some(&1));
 }
+
+#[test]
+fn a_full_spool_refuses_new_mail_for_now() {
+    let mut h = Harness::new(harness::CONF);
+    let s = h.open();
+    h.helo(s);
+    h.input(Input::SpoolSpace { available: false });
+    let refused = h.mail(s, "alice@remote.test");
+    let reply = h.answer(s, refused);
+    assert_eq!(
+        (reply.code, reply.status),
+        (452, Some(smtp_proto::reply::EnhancedStatus::new(4, 3, 1)))
+    );
+    h.input(Input::SpoolSpace { available: true });
+    let accepted = h.mail(s, "alice@remote.test");
+    assert_eq!(h.code(s, accepted), 250);
+    assert!(h.logs.iter().any(|l| l == "queue: spool full"));
+}

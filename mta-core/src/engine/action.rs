@@ -49,7 +49,8 @@ pub enum Action {
         password: Bytes,
     },
     /// Create the incoming file of a new message and write `header` (the `Received:`
-    /// line, CRLF-terminated) first; the body the session streams follows it.
+    /// line, CRLF-terminated) first; the body the session streams follows it. Should the
+    /// file not be created, let the body run and answer the commit with `Err`.
     OpenMessage {
         /// The session whose body it is.
         session: SessionId,

@@ -151,6 +151,12 @@ pub enum Input {
         /// `Ok` once the report message and its envelope are on disk.
         result: EffectResult,
     },
+    /// Whether the spool has room for new mail. While it has none, MAIL FROM is
+    /// answered `452 4.3.1` (RFC 3463 §3.4, mail system full) so clients try later.
+    SpoolSpace {
+        /// There is room (the initial state).
+        available: bool,
+    },
     /// Envelopes read back from the spool at start.
     Reload(Vec<Envelope>),
     /// A queue control command.

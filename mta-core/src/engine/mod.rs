@@ -132,6 +132,8 @@ pub struct Engine {
     /// Queued envelopes per message (their ids are taken).
     queued: BTreeMap<MessageId, usize>,
     scheduler: Scheduler,
+    /// The runtime said the spool has no room: new transactions are refused for now.
+    spool_full: bool,
     actions: VecDeque<Action>,
     stats: stats::Stats,
 }
@@ -167,6 +169,7 @@ impl Engine {
             reports: BTreeMap::new(),
             held: BTreeMap::new(),
             queued: BTreeMap::new(),
+            spool_full: false,
             actions: VecDeque::new(),
             stats: stats::Stats::default(),
         })
@@ -218,6 +221,13 @@ impl Engine {
             Input::Committed { msgid, result } => self.committed(msgid, result, now),
             Input::DeliveryResult { id, outcome } => self.delivery_result(id, outcome, now),
             Input::BounceQueued { msgid, result } => self.bounce_queued(msgid, result, now),
+            Input::SpoolSpace { available } => {
+                if self.spool_full == available {
+                    self.spool_full = !available;
+                    let state = if available { "available again" } else { "full" };
+                    self.log(format!("queue: spool {state}"));
+                }
+            }
             Input::Reload(envelopes) => self.reload(envelopes, now),
             Input::Control(control) => self.control(control, now),
             Input::Tick => self.tick(now),

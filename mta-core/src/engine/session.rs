@@ -182,7 +182,9 @@ impl Engine {
         };
         let listener = listener_of(&config, &session.info);
         let sender = path.mailbox().map(mailbox_text);
-        let verdict = if listener
+        let verdict = if self.spool_full {
+            Err(answer(452, (4, 3, 1), "Insufficient system storage"))
+        } else if listener
             .and_then(|l| l.auth.as_ref())
             .is_some_and(|a| !a.optional)
             && session.facts.auth_user.is_none()
