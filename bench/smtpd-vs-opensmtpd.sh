@@ -27,6 +27,7 @@ export TARGETS=${TARGETS:-local}
 # benchuser@local.test goes into $MAILDIR as the user benchuser.
 SERVER_CMD=$(cat <<CMD
 cat > "\$WORK/ours.conf" <<CONF
+smtp limit max-mails 100000
 queue path "\$WORK/ours-queue"
 listen on 127.0.0.1 port \$SMTPD_PORT
 action "bench" maildir "\$MAILDIR" virtual { "@" = "benchuser" }
