@@ -43,8 +43,50 @@ pub struct OutboundMessage {
     pub recipients: Vec<OutboundRecipient>,
     /// The MAIL FROM parameters the caller asks for.
     pub params: MailParams,
-    /// The whole message, headers and body, with CRLF line endings, not dot-stuffed.
-    pub body: Bytes,
+    /// The message, headers and body, with CRLF line endings, not dot-stuffed.
+    pub body: OutboundBody,
+}
+
+/// The content of an [`OutboundMessage`]: in memory, or streamed by the caller so a
+/// large message never has to be held whole.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum OutboundBody {
+    /// The whole content.
+    Whole(Bytes),
+    /// The content follows once the session asks for it with [`Action::BodyWanted`]:
+    /// feed [`Input::BodyChunk`]s then [`Input::BodyEnd`]. The size (exact: BDAT
+    /// announces it, RFC 3030 §2) and whether any octet is 8-bit are declared up front,
+    /// for SIZE and 8BITMIME (RFC 1870, RFC 6152).
+    Streamed {
+        /// The content's size in octets.
+        size: u64,
+        /// Some octet is above 127.
+        eight_bit: bool,
+    },
+}
+
+impl OutboundBody {
+    /// The content's size in octets.
+    pub fn size(&self) -> u64 {
+        match self {
+            OutboundBody::Whole(bytes) => bytes.len() as u64,
+            OutboundBody::Streamed { size, .. } => *size,
+        }
+    }
+
+    /// Some octet is above 127 (RFC 6152).
+    pub fn is_eight_bit(&self) -> bool {
+        match self {
+            OutboundBody::Whole(bytes) => bytes.iter().any(|&b| b >= 0x80),
+            OutboundBody::Streamed { eight_bit, .. } => *eight_bit,
+        }
+    }
+}
+
+impl From<Bytes> for OutboundBody {
+    fn from(bytes: Bytes) -> Self {
+        OutboundBody::Whole(bytes)
+    }
 }
 
 /// What happened to one recipient.
@@ -141,6 +183,10 @@ pub enum ErrorReason {
     /// The server closed the connection (or the TLS handshake failed).
     #[error("connection closed by the server")]
     PeerClosed,
+    /// A streamed body was longer or shorter than declared; after a BDAT announcing
+    /// its size the stream cannot be kept in step.
+    #[error("streamed body size differs from the declared size")]
+    BodySizeMismatch,
 }
 
 /// An error of the session, not of a message: messages in flight fail temporarily.
@@ -193,6 +239,11 @@ pub enum Input<'a> {
     TlsEstablished,
     /// A message to deliver; messages are sent one after the other, in order.
     Message(OutboundMessage),
+    /// The next piece of the streamed body asked for with [`Action::BodyWanted`];
+    /// ignored when no body is wanted (the session failed meanwhile).
+    BodyChunk(Bytes),
+    /// The streamed body is complete.
+    BodyEnd,
     /// No more messages: QUIT once those given are done.
     Quit,
 }
@@ -206,6 +257,12 @@ pub enum Action {
     /// Write nothing more in plaintext and start the TLS handshake; feed
     /// [`Input::TlsEstablished`] when it is done, or [`Input::PeerClosed`] if it fails.
     StartTls,
+    /// Feed the streamed body of this message now: [`Input::BodyChunk`]s (each leaves
+    /// at once as a write), then [`Input::BodyEnd`]. Stop if the session fails.
+    BodyWanted {
+        /// The message's [`OutboundMessage::id`].
+        id: u64,
+    },
     /// The fate of one message; exactly one per [`Input::Message`].
     Outcome(Outcome),
     /// The session is idle and can take another message.

@@ -9,7 +9,9 @@
 //! connection for the next, and QUITs when told. Anything wrong with the server or the
 //! connection (a refused greeting, a malformed or unexpected reply, a reply out of
 //! turn, a timeout, 421) ends the session with a [`SessionError`], and the messages it
-//! held fail temporarily. It performs no I/O and reads no clock.
+//! held fail temporarily. A body is given whole, or streamed by the caller piece by
+//! piece when the session asks for it ([`OutboundBody::Streamed`]). It performs no I/O
+//! and reads no clock.
 //!
 //! A driver's loop:
 //!
@@ -25,6 +27,7 @@
 //!         match action {
 //!             Action::Send(bytes) => { /* write them */ }
 //!             Action::Ready => { /* handle(Input::Message(..)) or handle(Input::Quit) */ }
+//!             Action::BodyWanted { id } => { /* handle(Input::BodyChunk(..)).., BodyEnd */ }
 //!             _ => { /* StartTls, Outcome, SessionError, Close */ }
 //!         }
 //!     }
@@ -40,6 +43,7 @@
 //! ```
 
 mod actions;
+mod body;
 mod config;
 mod setup;
 mod transaction;
@@ -58,8 +62,8 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 pub use actions::{
-    Action, ErrorReason, Input, OutboundMessage, OutboundRecipient, Outcome, RecipientResult,
-    SessionError,
+    Action, ErrorReason, Input, OutboundBody, OutboundMessage, OutboundRecipient, Outcome,
+    RecipientResult, SessionError,
 };
 pub use config::{ClientConfig, Credentials, TlsPolicy};
 
@@ -159,6 +163,8 @@ impl ClientSession {
             Input::PeerClosed => self.peer_closed(),
             Input::TlsEstablished => self.tls_established(),
             Input::Message(message) => self.message(message),
+            Input::BodyChunk(chunk) => self.body_chunk(chunk),
+            Input::BodyEnd => self.body_end(),
             Input::Quit => {
                 self.quit = true;
                 if matches!(self.phase, Phase::Idle) {

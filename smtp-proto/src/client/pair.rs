@@ -10,8 +10,8 @@ use bytes::Bytes;
 use quickcheck::QuickCheck;
 
 use super::{
-    Action, ClientConfig, ClientSession, Credentials, Input, OutboundMessage, OutboundRecipient,
-    RecipientResult, TlsPolicy,
+    Action, ClientConfig, ClientSession, Credentials, Input, OutboundBody, OutboundMessage,
+    OutboundRecipient, RecipientResult, TlsPolicy,
 };
 use crate::params::{BodyType, MailParams};
 use crate::reply::{EnhancedStatus, Reply};
@@ -86,6 +86,7 @@ fn run(
     client_config: ClientConfig,
     server_config: ServerConfig,
     messages: Vec<OutboundMessage>,
+    contents: &[Bytes],
     rng: &mut Rng,
 ) -> Pair {
     let now = crate::fuzzing::session::epoch();
@@ -117,6 +118,15 @@ fn run(
                     Some(message) => client.handle(Input::Message(message), now),
                     None => client.handle(Input::Quit, now),
                 },
+                Action::BodyWanted { id } => {
+                    // Streamed in pieces of random size, each written at once.
+                    let mut rest = contents[id as usize].clone();
+                    while !rest.is_empty() {
+                        let n = (1 + rng.below(20_000) as usize).min(rest.len());
+                        client.handle(Input::BodyChunk(rest.split_to(n)), now);
+                    }
+                    client.handle(Input::BodyEnd, now);
+                }
                 Action::Outcome(o) => pair.outcomes.push((o.id, o.recipients)),
                 Action::SessionError(e) => panic!("session error: {e:?}"),
                 Action::Close => {
@@ -215,6 +225,7 @@ fn seeded(seed: u64) -> Pair {
     server_config.extensions.pipelining = rng.below(3) != 0;
     server_config.extensions.binarymime = true;
     let mut messages = Vec::new();
+    let mut contents = Vec::new();
     for id in 0..1 + rng.below(4) {
         let recipients = (0..1 + rng.below(4))
             .map(|i| {
@@ -223,6 +234,16 @@ fn seeded(seed: u64) -> Pair {
             })
             .collect();
         let binary = rng.below(4) == 0;
+        let content = body(&mut rng);
+        let body = if rng.below(3) == 0 {
+            OutboundBody::Streamed {
+                size: content.len() as u64,
+                eight_bit: content.iter().any(|&b| b >= 0x80),
+            }
+        } else {
+            OutboundBody::Whole(content.clone())
+        };
+        contents.push(content);
         messages.push(OutboundMessage {
             id,
             sender: ReversePath::parse(Bytes::from(format!("<s{id}@example.org>")), false).unwrap(),
@@ -231,10 +252,16 @@ fn seeded(seed: u64) -> Pair {
                 body: binary.then_some(BodyType::BinaryMime),
                 ..MailParams::default()
             },
-            body: body(&mut rng),
+            body,
         });
     }
-    let pair = run(client_config, server_config, messages.clone(), &mut rng);
+    let pair = run(
+        client_config,
+        server_config,
+        messages.clone(),
+        &contents,
+        &mut rng,
+    );
     assert_eq!(pair.outcomes.len(), messages.len());
     let mut expected_bodies = Vec::new();
     for ((id, results), message) in pair.outcomes.iter().zip(&messages) {
@@ -252,7 +279,7 @@ fn seeded(seed: u64) -> Pair {
             }
         }
         if any {
-            expected_bodies.push(message.body.to_vec());
+            expected_bodies.push(contents[message.id as usize].to_vec());
         }
     }
     assert_eq!(

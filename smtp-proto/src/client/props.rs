@@ -83,6 +83,7 @@ fn scenario_bytes(seed: u64) -> Vec<u8> {
 #[test]
 fn sweep_reaches_every_outcome() {
     let (mut delivered, mut temp, mut perm, mut errors, mut bdat) = (0, 0, 0, 0, 0);
+    let mut streamed = 0;
     let mut reasons = std::collections::BTreeMap::new();
     for seed in 0..3000 {
         let scenario = Scenario::parse(&scenario_bytes(seed));
@@ -102,6 +103,7 @@ fn sweep_reaches_every_outcome() {
                         }
                     }
                 }
+                Action::BodyWanted { .. } => streamed += 1,
                 Action::SessionError(e) => {
                     errors += 1;
                     let key = format!("{:?}", e.reason);
@@ -115,6 +117,7 @@ fn sweep_reaches_every_outcome() {
     }
     assert!(delivered > 300, "only {delivered} delivered");
     assert!(bdat > 30, "only {bdat} delivered with BDAT");
+    assert!(streamed > 100, "only {streamed} bodies streamed");
     assert!(temp > 300 && perm > 300, "temp {temp}, perm {perm}");
     assert!(errors > 300, "only {errors} session errors");
     assert!(

@@ -7,15 +7,14 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{Action, ClientSession, OutboundMessage, Outcome, Phase, RecipientResult};
+use super::body::Stream;
+use super::{
+    Action, ClientSession, OutboundBody, OutboundMessage, Outcome, Phase, RecipientResult,
+};
 use crate::command::Command;
-use crate::data::DotStuffer;
 use crate::params::{BodyType, MailParams, RcptParams};
 use crate::reply::{EhloCapabilities, EnhancedStatus, Reply};
 use crate::timer::Timeouts;
-
-/// Body bytes per `Send`: large writes, never a write per line.
-const BODY_PIECE: usize = 64 * 1024;
 
 /// A reply the session waits for, in the order the commands were sent.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -52,14 +51,16 @@ enum Mail {
 /// A message in flight.
 #[derive(Debug)]
 pub(super) struct Transaction {
-    id: u64,
+    pub(super) id: u64,
     results: Vec<Option<RecipientResult>>,
     /// Indexes of the recipients the server accepted, in order.
     accepted: Vec<usize>,
     mail: Mail,
     expect: VecDeque<Expect>,
     unsent: VecDeque<Step>,
-    body: Bytes,
+    pub(super) body: OutboundBody,
+    /// A streamed body is being fed by the caller.
+    pub(super) stream: Option<Stream>,
     bdat: bool,
     lmtp: bool,
     /// The server's transaction is over: no RSET is needed.
@@ -92,9 +93,9 @@ fn plan(
     chunking: bool,
 ) -> Result<Plan, Reply> {
     let asked = &message.params;
-    let size = message.body.len() as u64;
+    let size = message.body.size();
     let binary = asked.body == Some(BodyType::BinaryMime);
-    let eight_bit = message.body.iter().any(|&b| b >= 0x80);
+    let eight_bit = message.body.is_eight_bit();
     let mut paths = BytesMut::new();
     message.sender.render(&mut paths);
     for rcpt in &message.recipients {
@@ -153,9 +154,21 @@ fn plan(
 }
 
 impl Transaction {
-    /// Replies still due for what was sent.
+    /// Replies still due for what was sent. While a body is streamed after BDAT, its
+    /// replies are not due yet: a server cannot answer octets it has not received.
     pub(super) fn awaited(&self) -> usize {
-        self.expect.len()
+        if self.stream.is_some() {
+            let body = |e: &&Expect| matches!(e, Expect::End(_) | Expect::LmtpBdat);
+            self.expect.len() - self.expect.iter().filter(body).count()
+        } else {
+            self.expect.len()
+        }
+    }
+
+    /// The body went out after DATA: its replies are due.
+    pub(super) fn await_end(&mut self) {
+        let ends = self.ends();
+        self.expect.extend(ends);
     }
 
     /// The verb whose reply comes next.
@@ -253,6 +266,7 @@ impl ClientSession {
             expect: VecDeque::from([Expect::Mail]),
             unsent: VecDeque::new(),
             body: message.body,
+            stream: None,
             bdat: plan.bdat,
             lmtp: self.config.lmtp,
             ended: false,
@@ -265,7 +279,7 @@ impl ClientSession {
                 txn.expect.push_back(Expect::Rcpt(index));
             }
             if txn.bdat {
-                self.send_bdat(&txn.body);
+                self.begin_bdat(&mut txn);
                 let end = if txn.lmtp {
                     Expect::LmtpBdat
                 } else {
@@ -286,37 +300,6 @@ impl ClientSession {
             txn.unsent.push_back(Step::Body);
         }
         self.phase = Phase::Transaction(Box::new(txn));
-    }
-
-    /// Writes `BDAT <size> LAST` and the body as one chunk (RFC 3030 §2).
-    fn send_bdat(&mut self, body: &Bytes) {
-        self.command(format!("BDAT {} LAST\r\n", body.len()).as_bytes());
-        if body.len() <= BODY_PIECE {
-            self.command(body);
-        } else {
-            let mut rest = body.clone();
-            while !rest.is_empty() {
-                let piece = rest.split_to(BODY_PIECE.min(rest.len()));
-                self.send(piece);
-            }
-        }
-    }
-
-    /// Writes the body dot-stuffed, with the final dot (RFC 5321 §4.5.2).
-    fn send_data(&mut self, body: &Bytes) {
-        let mut stuffer = DotStuffer::new();
-        let mut rest = body.clone();
-        loop {
-            let piece = rest.split_to(BODY_PIECE.min(rest.len()));
-            let mut out = BytesMut::with_capacity(piece.len() + 8);
-            stuffer.push(&piece, &mut out);
-            if rest.is_empty() {
-                stuffer.finish(&mut out);
-                self.command(&out);
-                return;
-            }
-            self.send(out.freeze());
-        }
     }
 
     /// Handles a reply of the transaction, then sends what comes next.
@@ -367,9 +350,9 @@ impl ClientSession {
             }
             Expect::Data if reply.code == 354 => {
                 if txn.mail == Mail::Accepted && !txn.accepted.is_empty() {
-                    self.send_data(&txn.body);
-                    let ends = txn.ends();
-                    txn.expect.extend(ends);
+                    if self.begin_data(&mut txn) {
+                        txn.await_end();
+                    }
                 } else {
                     // RFC 2920 §3.1: a server that says 354 with no recipient gets an
                     // empty message.
@@ -402,7 +385,7 @@ impl ClientSession {
             }
             Expect::Discard => txn.ended = true,
         }
-        if txn.expect.is_empty() {
+        if txn.expect.is_empty() && txn.stream.is_none() {
             self.next_step(txn);
         } else {
             self.phase = Phase::Transaction(txn);
@@ -420,9 +403,8 @@ impl ClientSession {
             }
             Some(Step::Body) if txn.mail == Mail::Accepted && !txn.accepted.is_empty() => {
                 if txn.bdat {
-                    self.send_bdat(&txn.body);
-                    let ends = txn.ends();
-                    txn.expect.extend(ends);
+                    self.begin_bdat(&mut txn);
+                    txn.await_end();
                 } else {
                     self.command(b"DATA\r\n");
                     txn.expect.push_back(Expect::Data);

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use crate::client::{
-    Action, ClientConfig, ClientSession, Credentials, Input, OutboundMessage, OutboundRecipient,
-    RecipientResult, TlsPolicy,
+    Action, ClientConfig, ClientSession, Credentials, Input, OutboundBody, OutboundMessage,
+    OutboundRecipient, RecipientResult, TlsPolicy,
 };
 use crate::command::{self, Command, ParseOptions};
 use crate::data::{BdatChunk, BodyPolicy, BodyProgress, DotReader};
@@ -57,8 +57,10 @@ pub struct Scenario {
     pub caps: EhloCapabilities,
     /// The fake server speaks LMTP.
     pub lmtp: bool,
-    /// The messages, in order.
+    /// The messages, in order; the id is the index.
     pub messages: Vec<OutboundMessage>,
+    /// The content of each message, streamed or not.
+    pub contents: Vec<Bytes>,
     /// One byte per server reply: what it answers.
     pub choices: Vec<u8>,
     /// Read sizes for the cut run (cycled; 0 counts as 1).
@@ -125,6 +127,7 @@ impl Scenario {
         let n_messages = usize::from(byte(3) % 4);
         let mut at = 4;
         let mut messages = Vec::new();
+        let mut contents = Vec::new();
         for n in 0..n_messages {
             let (rcpts, pick, params) = (byte(at), byte(at + 1), byte(at + 2));
             at += 3;
@@ -156,6 +159,7 @@ impl Scenario {
                 3 => Some(BodyType::SevenBit),
                 _ => None,
             };
+            let content = body(pick);
             messages.push(OutboundMessage {
                 id: n as u64,
                 sender,
@@ -167,8 +171,16 @@ impl Scenario {
                     envid: (params & 64 == 64).then(|| Bytes::from_static(b"env+id")),
                     ..MailParams::default()
                 },
-                body: body(pick),
+                body: if params & 128 == 128 {
+                    OutboundBody::Streamed {
+                        size: content.len() as u64,
+                        eight_bit: content.iter().any(|&b| b >= 0x80),
+                    }
+                } else {
+                    OutboundBody::Whole(content.clone())
+                },
             });
+            contents.push(content);
         }
         let n_cuts = usize::from(byte(at) % 16);
         let cuts = data
@@ -181,6 +193,7 @@ impl Scenario {
             caps,
             lmtp,
             messages,
+            contents,
             choices,
             cuts,
         }
@@ -531,6 +544,7 @@ pub fn run(scenario: &Scenario, cuts: &[u8]) -> Transcript {
         let mut to_server = Vec::new();
         let mut tls = false;
         let mut ready = false;
+        let mut wanted = None;
         while let Some(action) = client.poll_action() {
             assert!(!closed, "action after Close: {action:?}");
             match &action {
@@ -540,6 +554,7 @@ pub fn run(scenario: &Scenario, cuts: &[u8]) -> Transcript {
                 }
                 Action::StartTls => tls = true,
                 Action::Ready => ready = true,
+                Action::BodyWanted { id } => wanted = Some(*id),
                 Action::Outcome(outcome) => {
                     let index = usize::try_from(outcome.id).unwrap();
                     outcomes[index] += 1;
@@ -564,6 +579,19 @@ pub fn run(scenario: &Scenario, cuts: &[u8]) -> Transcript {
         );
         if closed {
             break;
+        }
+        if let Some(id) = wanted {
+            // The caller streams the content in pieces of a fixed size, then ends it.
+            let mut rest = scenario.contents[usize::try_from(id).unwrap()].clone();
+            while !rest.is_empty() {
+                let piece = rest.split_to(700.min(rest.len()));
+                client.handle(Input::BodyChunk(piece), now);
+            }
+            client.handle(Input::BodyEnd, now);
+            if !to_server.is_empty() && !server.hung_up && !server.silent {
+                turn.extend(server.feed(&to_server));
+            }
+            continue;
         }
         if ready {
             assert!(client.is_idle());
@@ -628,7 +656,8 @@ pub fn run(scenario: &Scenario, cuts: &[u8]) -> Transcript {
                     let mut addr = BytesMut::new();
                     rcpt.path.render(&mut addr);
                     let via_bdat = taken.next().is_some_and(|d| d.2);
-                    let mut expected = message.body.to_vec();
+                    let mut expected =
+                        scenario.contents[usize::try_from(outcome.id).unwrap()].to_vec();
                     let open = !expected.is_empty() && !expected.ends_with(b"\r\n");
                     if open && !via_bdat {
                         expected.extend_from_slice(b"\r\n");

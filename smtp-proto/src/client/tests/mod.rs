@@ -41,7 +41,7 @@ fn message(id: u64, rcpts: &[&str], body: &str) -> OutboundMessage {
             })
             .collect(),
         params: MailParams::default(),
-        body: Bytes::from(body.to_owned()),
+        body: Bytes::from(body.to_owned()).into(),
     }
 }
 

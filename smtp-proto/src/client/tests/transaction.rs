@@ -375,3 +375,97 @@ fn messages_given_early_wait_for_the_session_and_quit_follows_them() {
     run.recv("221 bye\r\n");
     assert_eq!(run.take(), vec![Action::Close]);
 }
+
+fn streamed(id: u64, rcpts: &[&str], content: &str) -> OutboundMessage {
+    let mut message = message(id, rcpts, "");
+    message.body = crate::client::OutboundBody::Streamed {
+        size: content.len() as u64,
+        eight_bit: !content.is_ascii(),
+    };
+    message
+}
+
+#[test]
+fn streamed_bodies_are_asked_for_after_354_and_stuffed_piece_by_piece() {
+    let mut run = Run::greeted(config(), PIPE);
+    run.send(streamed(1, &["a@example.net"], ".a\r\n.b\r\n"));
+    assert!(run
+        .sent()
+        .starts_with("MAIL FROM:<s@example.org> SIZE=8\r\n"));
+    run.recv("250 ok\r\n250 ok\r\n354 go\r\n");
+    assert_eq!(run.take(), vec![Action::BodyWanted { id: 1 }]);
+    assert_eq!(run.session.poll_timeout(), None, "the caller is feeding");
+    run.input(Input::BodyChunk(Bytes::from_static(b".a\r")));
+    assert_eq!(run.sent(), "..a\r");
+    run.input(Input::BodyChunk(Bytes::from_static(b"\n.b\r\n")));
+    assert_eq!(run.sent(), "\n..b\r\n");
+    run.input(Input::BodyEnd);
+    assert_eq!(run.sent(), ".\r\n");
+    run.recv("250 queued\r\n");
+    assert_eq!(outcomes(&run.take()), vec![(1, vec![('D', 250)])]);
+}
+
+#[test]
+fn streamed_bodies_go_with_bdat_announced_in_advance() {
+    let mut config = config();
+    config.chunking = true;
+    let mut run = Run::greeted(config, &["PIPELINING", "CHUNKING"]);
+    run.send(streamed(1, &["a@example.net"], "abcdef"));
+    let actions = run.take();
+    let group = "MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.net>\r\nBDAT 6 LAST\r\n";
+    assert_eq!(
+        actions,
+        vec![
+            Action::Send(Bytes::from(group)),
+            Action::BodyWanted { id: 1 }
+        ]
+    );
+    run.recv("250 ok\r\n250 ok\r\n");
+    run.input(Input::BodyChunk(Bytes::from_static(b"abc")));
+    // The reply to BDAT LAST cannot come before its octets were sent.
+    run.recv("250 too early\r\n");
+    assert_failed(&run.take(), &ErrorReason::OutOfTurn, true);
+
+    let mut config = super::config();
+    config.chunking = true;
+    let mut run = Run::greeted(config, &["PIPELINING", "CHUNKING"]);
+    run.send(streamed(2, &["a@example.net"], "abcdef"));
+    run.take();
+    run.input(Input::BodyChunk(Bytes::from_static(b"abc")));
+    run.input(Input::BodyChunk(Bytes::from_static(b"def")));
+    assert_eq!(run.sent(), "abcdef");
+    run.input(Input::BodyEnd);
+    assert_eq!(run.take(), vec![]);
+    run.recv("250 ok\r\n250 ok\r\n250 queued\r\n");
+    assert_eq!(outcomes(&run.take()), vec![(2, vec![('D', 250)])]);
+}
+
+#[test]
+fn a_streamed_body_of_the_wrong_size_ends_the_session() {
+    let mut config = config();
+    config.chunking = true;
+    let mut run = Run::greeted(config, &["PIPELINING", "CHUNKING"]);
+    run.send(streamed(1, &["a@example.net"], "abcdef"));
+    run.take();
+    run.input(Input::BodyChunk(Bytes::from_static(b"abc")));
+    run.input(Input::BodyEnd);
+    let actions = run.take();
+    assert_eq!(outcomes(&actions), vec![(1, vec![('T', 421)])]);
+    assert_failed(&actions, &ErrorReason::BodySizeMismatch, true);
+    // Late pieces after the failure are ignored.
+    run.input(Input::BodyChunk(Bytes::from_static(b"def")));
+    assert_eq!(run.take(), vec![]);
+    let mut run = Run::greeted(super::config(), PIPE);
+    run.send(streamed(2, &["a@example.net"], "ab"));
+    run.recv("250 ok\r\n250 ok\r\n354 go\r\n");
+    run.take();
+    run.input(Input::BodyChunk(Bytes::from_static(b"abc")));
+    assert_failed(&run.take(), &ErrorReason::BodySizeMismatch, true);
+}
+
+#[test]
+fn an_eight_bit_streamed_body_is_declared_by_the_caller() {
+    let mut run = Run::greeted(config(), &[]);
+    run.send(streamed(1, &["a@example.net"], "caf\u{e9}"));
+    assert_eq!(outcomes(&run.take()), vec![(1, vec![('P', 554)])]);
+}
