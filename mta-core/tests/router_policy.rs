@@ -690,3 +690,35 @@ fn routes_from_relay_actions() {
         TlsPolicy::Disabled
     );
 }
+
+#[test]
+fn the_domain_limit_spans_routes() {
+    let limits = Limits {
+        max_conn_per_domain: 3,
+        max_conn_per_route: 5,
+        ..Limits::default()
+    };
+    let mut h = Harness::new(RouterConfig {
+        limits,
+        ..RouterConfig::default()
+    });
+    for m in 1..=10 {
+        h.envelope("example.org", env(m, 1));
+        let route = RouteKey {
+            src: Some(ip(50)),
+            ..RouteKey::mx("example.org")
+        };
+        h.feed(Input::Envelope {
+            route,
+            id: env(100 + m, 1),
+        });
+    }
+    let opened = connects(&h.resolved("example.org", Ok(set(&[(0, &[("a", 1), ("b", 2)])]))));
+    assert_eq!(opened.len(), 3, "max-conn-per-domain over both routes");
+    // A session ending frees a slot for the waiting route.
+    let more = h.feed(Input::ConnectResult {
+        conn: opened[0].0,
+        result: Err("refused".into()),
+    });
+    assert_eq!(connects(&more).len(), 1);
+}
