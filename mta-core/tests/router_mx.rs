@@ -370,3 +370,79 @@ fn relay_hosts_resolve_addresses_only() {
         .unwrap();
     assert_eq!(literal.levels[0].hosts[0].addrs, vec![v4([192, 0, 2, 25])]);
 }
+
+#[test]
+fn router_and_resolver_wired_share_one_lookup() {
+    use mta_core::queue::EnvelopeId;
+    use mta_core::routing::{Action, Input, RouteKey, Router, RouterConfig};
+    let mut fake = Fake::new();
+    fake.records(
+        "example.org.",
+        RecordType::MX,
+        vec![mx("example.org.", 10, "mx.example.org.")],
+    );
+    fake.records(
+        "mx.example.org.",
+        RecordType::A,
+        vec![a("mx.example.org.", [127, 0, 0, 2])],
+    );
+    let mut mx_resolver = resolver(true);
+    let mut router = Router::new(
+        RouterConfig {
+            mx_port: 2525,
+            ..RouterConfig::default()
+        },
+        1,
+    );
+    for m in 1..=20u64 {
+        let id = EnvelopeId::new((m << 32) | 1).unwrap();
+        router.handle(
+            Input::Envelope {
+                route: RouteKey::mx("example.org"),
+                id,
+            },
+            now(),
+        );
+    }
+    let mut connects = Vec::new();
+    loop {
+        let mut progressed = false;
+        while let Some(action) = router.poll_action() {
+            progressed = true;
+            match action {
+                Action::Resolve(query) => mx_resolver.handle(MxInput::Resolve(query), now()),
+                Action::Connect { addr, .. } => connects.push(addr),
+                _ => {}
+            }
+        }
+        while let Some(action) = mx_resolver.poll_action() {
+            progressed = true;
+            match action {
+                MxAction::Resolved { query, result } => {
+                    router.handle(Input::Resolved { query, result }, now())
+                }
+                MxAction::Dns(dns::Action::SendUdp { server, bytes }) => {
+                    if let Some(reply) = fake.answer(&bytes) {
+                        let input = dns::Input::UdpReceived {
+                            from: server,
+                            bytes: reply,
+                        };
+                        mx_resolver.handle(MxInput::Dns(input), now());
+                    }
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    assert_eq!(
+        fake.queries, 3,
+        "one MX query, one A and one AAAA for twenty envelopes"
+    );
+    assert_eq!(connects.len(), 5, "max-conn-per-route sessions");
+    assert!(connects
+        .iter()
+        .all(|addr| *addr == "127.0.0.2:2525".parse().unwrap()));
+}
