@@ -722,3 +722,57 @@ fn the_domain_limit_spans_routes() {
     });
     assert_eq!(connects(&more).len(), 1);
 }
+
+#[test]
+fn the_cooldown_doubles_with_repeated_breaks_and_resets_on_success() {
+    let config = RouterConfig {
+        broken_after: 1,
+        broken_cooldown: Duration::from_secs(60),
+        ..RouterConfig::default()
+    };
+    let mut h = Harness::new(config);
+    let mut cooldowns = Vec::new();
+    for round in 0..3u32 {
+        let mut actions = h.envelope("example.org", env(round + 1, 1));
+        if round == 0 {
+            actions = h.resolved("example.org", Ok(set(&[(0, &[("mx", 1)])])));
+        }
+        let (conn, _) = connects(&actions)[0];
+        let failed = h.feed(Input::ConnectResult {
+            conn,
+            result: Err("Connection refused".into()),
+        });
+        let line = logs(&failed)
+            .into_iter()
+            .find(|l| l.contains("MX marked broken"))
+            .expect("broken");
+        cooldowns.push(line.rsplit(' ').next().unwrap().to_owned());
+        assert_eq!(temp_failed(&failed), vec![env(round + 1, 1)]);
+        let wait = 60u64 << round;
+        h.advance(wait + 1);
+    }
+    assert_eq!(cooldowns, vec!["60s", "120s", "240s"]);
+    // A working session forgets the history: the next break is short again.
+    let mut actions = h.envelope("example.org", env(9, 1));
+    if resolves(&actions) > 0 {
+        actions = h.resolved("example.org", Ok(set(&[(0, &[("mx", 1)])])));
+    }
+    let (conn, _) = connects(&actions)[0];
+    h.feed(Input::ConnectResult {
+        conn,
+        result: Ok(()),
+    });
+    h.feed(Input::SessionOutcome {
+        conn,
+        results: vec![(env(9, 1), Outcome::Delivered)],
+    });
+    h.feed(Input::ConnectionClosed { conn, error: None });
+    let (conn, _) = connects(&h.envelope("example.org", env(10, 1)))[0];
+    let failed = h.feed(Input::ConnectResult {
+        conn,
+        result: Err("Connection refused".into()),
+    });
+    assert!(logs(&failed)
+        .iter()
+        .any(|l| l.contains("MX marked broken") && l.ends_with("for 60s")));
+}
