@@ -177,8 +177,9 @@ pub enum ErrorReason {
     /// after STARTTLS's 220: RFC 3207 §5).
     #[error("reply out of turn")]
     OutOfTurn,
-    /// No reply in time (RFC 5321 §4.5.3.2).
-    #[error("timeout waiting for the reply to {0}")]
+    /// No reply in time, or (`"body"`) the caller stopped streaming the body (RFC 5321
+    /// §4.5.3.2).
+    #[error("timeout waiting for the {0}")]
     Timeout(&'static str),
     /// The server closed the connection (or the TLS handshake failed).
     #[error("connection closed by the server")]

@@ -92,6 +92,8 @@ impl ClientSession {
         let Some(mut stream) = self.take_stream() else {
             return;
         };
+        // Each piece restarts the data block timer (RFC 5321 §4.5.3.2.5).
+        self.deadline = None;
         let len = chunk.len() as u64;
         if len > stream.remaining {
             return self.fail(ErrorReason::BodySizeMismatch, true, false);
@@ -114,6 +116,7 @@ impl ClientSession {
         let Some(stream) = self.take_stream() else {
             return;
         };
+        self.deadline = None;
         if stream.remaining != 0 {
             return self.fail(ErrorReason::BodySizeMismatch, true, false);
         }

@@ -463,7 +463,8 @@ impl ClientSession {
     /// Writes what was gathered and arms the timer for what is awaited now.
     fn finish(&mut self, now: Instant) {
         self.flush();
-        let waiting = self.awaited() > 0 || matches!(self.phase, Phase::TlsHandshake);
+        let streaming = matches!(&self.phase, Phase::Transaction(txn) if txn.stream.is_some());
+        let waiting = self.awaited() > 0 || streaming || matches!(self.phase, Phase::TlsHandshake);
         if !waiting || self.is_closed() {
             self.deadline = None;
         } else if self.deadline.is_none() {

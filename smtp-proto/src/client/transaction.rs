@@ -173,6 +173,9 @@ impl Transaction {
 
     /// The verb whose reply comes next.
     pub(super) fn awaited_verb(&self) -> &'static str {
+        if self.stream.is_some() {
+            return "body";
+        }
         match self.expect.front() {
             Some(Expect::Mail) => "MAIL",
             Some(Expect::Rcpt(_)) => "RCPT",
@@ -182,8 +185,12 @@ impl Transaction {
         }
     }
 
-    /// How long the next reply may take (RFC 5321 §4.5.3.2).
+    /// How long the next reply may take (RFC 5321 §4.5.3.2); while the caller streams
+    /// the body, how long each piece may take to come and leave (§4.5.3.2.5).
     pub(super) fn timeout(&self, t: &Timeouts) -> std::time::Duration {
+        if self.stream.is_some() {
+            return t.data_block;
+        }
         match self.expect.front() {
             Some(Expect::Mail) | None => t.mail,
             Some(Expect::Rcpt(_)) => t.rcpt,

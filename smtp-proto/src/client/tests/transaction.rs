@@ -394,15 +394,32 @@ fn streamed_bodies_are_asked_for_after_354_and_stuffed_piece_by_piece() {
         .starts_with("MAIL FROM:<s@example.org> SIZE=8\r\n"));
     run.recv("250 ok\r\n250 ok\r\n354 go\r\n");
     assert_eq!(run.take(), vec![Action::BodyWanted { id: 1 }]);
-    assert_eq!(run.session.poll_timeout(), None, "the caller is feeding");
+    let block = config().timeouts.data_block;
+    assert_eq!(run.session.poll_timeout(), Some(run.now + block));
+    run.now += Duration::from_secs(60);
     run.input(Input::BodyChunk(Bytes::from_static(b".a\r")));
     assert_eq!(run.sent(), "..a\r");
+    assert_eq!(
+        run.session.poll_timeout(),
+        Some(run.now + block),
+        "restarted"
+    );
     run.input(Input::BodyChunk(Bytes::from_static(b"\n.b\r\n")));
     assert_eq!(run.sent(), "\n..b\r\n");
     run.input(Input::BodyEnd);
     assert_eq!(run.sent(), ".\r\n");
+    let end = config().timeouts.data_end;
+    assert_eq!(run.session.poll_timeout(), Some(run.now + end));
     run.recv("250 queued\r\n");
     assert_eq!(outcomes(&run.take()), vec![(1, vec![('D', 250)])]);
+    // A caller that stops feeding: the session gives up after the data block timeout.
+    run.send(streamed(2, &["a@example.net"], "xyz"));
+    run.recv("250 ok\r\n250 ok\r\n354 go\r\n");
+    run.take();
+    run.wait(block);
+    let actions = run.take();
+    assert_eq!(outcomes(&actions), vec![(2, vec![('T', 421)])]);
+    assert_failed(&actions, &ErrorReason::Timeout("body"), true);
 }
 
 #[test]
