@@ -126,3 +126,14 @@ quickcheck::quickcheck! {
         LocalMethodSpec::parse(&u, &m) == Ok(spec)
     }
 }
+
+#[test]
+fn the_engine_can_be_shared_between_threads() {
+    // The thread-per-connection runtime keeps one engine behind a mutex.
+    fn shareable<T: Send + 'static>() -> bool {
+        true
+    }
+    assert!(shareable::<Engine>());
+    assert!(shareable::<Action>());
+    assert!(shareable::<Input>());
+}
