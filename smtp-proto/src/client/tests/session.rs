@@ -384,3 +384,11 @@ fn peer_closing_mid_session_fails_temporarily() {
     run.input(Input::PeerClosed);
     assert_failed(&run.take(), &ErrorReason::PeerClosed, true);
 }
+
+#[test]
+fn the_session_and_its_actions_can_move_between_threads() {
+    fn movable<T: Send + Sync>() {}
+    movable::<ClientSession>();
+    movable::<Action>();
+    movable::<Input<'static>>();
+}
