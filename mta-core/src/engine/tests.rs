@@ -130,10 +130,11 @@ quickcheck::quickcheck! {
 #[test]
 fn the_engine_can_be_shared_between_threads() {
     // The thread-per-connection runtime keeps one engine behind a mutex.
-    fn shareable<T: Send + 'static>() -> bool {
+    use std::marker::PhantomData;
+    fn shareable<T: Send + 'static>(_: PhantomData<T>) -> bool {
         true
     }
-    assert!(shareable::<Engine>());
-    assert!(shareable::<Action>());
-    assert!(shareable::<Input>());
+    assert!(shareable(PhantomData::<Engine>));
+    assert!(shareable(PhantomData::<Action>));
+    assert!(shareable(PhantomData::<Input>));
 }
