@@ -6,7 +6,8 @@
 # Usage (as root): bench/smtpd-vs-opensmtpd.sh
 # Environment: ANCHOR (path of anchor-opensmtpd.sh, default /work/shared/bench/...),
 # SMTPD_STD (our binary, default: built here with --release), REPS, SIZES, MATRIX as the
-# anchor script takes them. Relaying is not built into smtpd-std yet, so only the
+# anchor script takes them; SIDES="opensmtpd ours" (default both) picks the servers.
+# Relaying is not built into smtpd-std yet, so only the
 # `local` target is measured (TARGETS=local).
 #
 # Note beside the figures: our spool fsyncs message and envelopes (and shares the fsync of
@@ -37,8 +38,13 @@ exec "$SMTPD_STD" -d -f "\$WORK/ours.conf"
 CMD
 )
 
-echo "== OpenSMTPD 6.8 (no fsync before 250)"
-"$ANCHOR" bench
-echo
-echo "== smtpd-std (fsync before 250, group commit)"
-SERVER_CMD="$SERVER_CMD" TAG=smtpd-std "$ANCHOR" bench
+SIDES=${SIDES:-opensmtpd ours}
+case " $SIDES " in *" opensmtpd "*)
+    echo "== OpenSMTPD 6.8 (no fsync before 250)"
+    "$ANCHOR" bench
+    echo ;;
+esac
+case " $SIDES " in *" ours "*)
+    echo "== smtpd-std (fsync before 250, group commit)"
+    SERVER_CMD="$SERVER_CMD" TAG=smtpd-std "$ANCHOR" bench ;;
+esac
