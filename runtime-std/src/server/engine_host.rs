@@ -29,6 +29,7 @@ use smtp_proto::server::{Question, ReqId};
 
 use super::conn::SessionBackend;
 use super::delivery_worker::{deliver_local, DeliveryPool, LocalJob};
+use super::fork_server::ForkServer;
 use super::log::Log;
 use super::mailbox::{Mailbox, Note};
 use crate::delivery::user::lookup_user;
@@ -87,6 +88,8 @@ pub struct EngineHost {
     spool: Spool,
     committer: GroupCommitter,
     pool: DeliveryPool,
+    /// Where deliveries run when the daemon is root (see [`ForkServer`]).
+    forker: Option<Arc<ForkServer>>,
     spool_work: Vec<Mutex<Sender<SpoolWork>>>,
     log: Log,
     hostname: String,
@@ -94,7 +97,9 @@ pub struct EngineHost {
 }
 
 impl EngineHost {
-    /// Wrap `engine`, start the spool thread and the timer thread.
+    /// Wrap `engine`, start the spool threads and the timer thread. With `forker`, local
+    /// deliveries run in children of the fork server, else in this process (which then
+    /// runs as the delivering user already, so no fork is needed).
     ///
     /// # Errors
     ///
@@ -104,6 +109,7 @@ impl EngineHost {
         spool: Spool,
         committer: GroupCommitter,
         pool: DeliveryPool,
+        forker: Option<Arc<ForkServer>>,
         log: Log,
         hostname: String,
     ) -> std::io::Result<Arc<EngineHost>> {
@@ -123,6 +129,7 @@ impl EngineHost {
             spool,
             committer,
             pool,
+            forker,
             spool_work: senders,
             log,
             hostname,
@@ -260,9 +267,14 @@ impl EngineHost {
             }
         };
         let spool = self.spool.clone();
+        let forker = self.forker.clone();
         let myself = self.myself.clone();
         self.pool.spawn(move || {
-            let outcome = to_outcome(deliver_local(&spool, &job));
+            let outcome = match &forker {
+                Some(forker) => forker.deliver(&job),
+                None => deliver_local(&spool, &job),
+            };
+            let outcome = to_outcome(outcome);
             if let Some(host) = myself.upgrade() {
                 host.feed(Input::DeliveryResult { id, outcome });
             }

@@ -19,6 +19,7 @@
 pub mod conn;
 pub mod delivery_worker;
 pub mod engine_host;
+pub mod fork_server;
 pub mod listener;
 pub mod log;
 pub mod mailbox;

@@ -9,6 +9,7 @@ use mta_core::engine::{Engine, EngineFacts};
 use super::conn::ConnContext;
 use super::delivery_worker::DeliveryPool;
 use super::engine_host::{self, EngineHost};
+use super::fork_server::ForkServer;
 use super::{hostname, listener, log, session_config, signals, ServeOptions};
 use crate::spool::{GroupCommitter, Spool};
 
@@ -55,6 +56,15 @@ fn start(config: Config, opts: &ServeOptions, log: &log::Log) -> Result<(), Stri
             }
         }
     }
+    // Before any thread exists: the fork server must be a single-threaded copy.
+    // SAFETY: geteuid has no preconditions.
+    let forker = if unsafe { libc::geteuid() } == 0 {
+        Some(Arc::new(
+            ForkServer::start(&spool).map_err(|e| format!("delivery fork server: {e}"))?,
+        ))
+    } else {
+        None
+    };
     let host = hostname();
     let mut facts = EngineFacts::new(&host, engine_host::os_seed());
     facts.local.domains.push("localhost.localdomain".to_owned());
@@ -66,11 +76,15 @@ fn start(config: Config, opts: &ServeOptions, log: &log::Log) -> Result<(), Stri
     let committer = GroupCommitter::start(spool.clone(), 64).map_err(|e| e.to_string())?;
     let pool = DeliveryPool::start(opts.delivery_threads).map_err(|e| e.to_string())?;
     let stop = signals::StopSignal::install().map_err(|e| format!("signals: {e}"))?;
+    if let Some(forker) = &forker {
+        forker.start_reader().map_err(|e| e.to_string())?;
+    }
     let engine_host = EngineHost::start(
         engine,
         spool.clone(),
         committer.clone(),
         pool.clone(),
+        forker,
         log.clone(),
         host.clone(),
     )
