@@ -26,6 +26,8 @@ pub mod mailbox;
 pub mod received;
 mod serve;
 pub mod signals;
+#[cfg(test)]
+mod tests;
 
 pub use serve::{run, serve_command};
 

@@ -61,6 +61,22 @@ impl StopSignal {
         Ok(StopSignal { read_fd })
     }
 
+    /// A stop pipe without signal handlers, stopped by [`StopSignal::trigger`] (tests, or
+    /// an embedding program that stops the server itself).
+    ///
+    /// # Errors
+    ///
+    /// When the pipe cannot be created.
+    pub fn manual() -> io::Result<(StopSignal, StopTrigger)> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 writes two descriptors into the array we own.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let [read_fd, write_fd] = fds;
+        Ok((StopSignal { read_fd }, StopTrigger { write_fd }))
+    }
+
     /// The descriptor to poll for readability.
     pub fn fd(&self) -> RawFd {
         self.read_fd
@@ -72,5 +88,22 @@ impl StopSignal {
         // SAFETY: reading into a buffer we own, of its length, from our own descriptor.
         let n = unsafe { libc::read(self.read_fd, buf.as_mut_ptr().cast(), buf.len()) };
         n > 0
+    }
+}
+
+/// The write end of a [`StopSignal::manual`] pipe.
+#[derive(Debug)]
+pub struct StopTrigger {
+    write_fd: RawFd,
+}
+
+impl StopTrigger {
+    /// Stop the server, as SIGTERM would.
+    pub fn trigger(&self) {
+        let byte = 1u8;
+        // SAFETY: writing one byte we own to our own pipe.
+        unsafe {
+            libc::write(self.write_fd, (&byte as *const u8).cast(), 1);
+        }
     }
 }

@@ -1,0 +1,185 @@
+//! The connection loop and the accept loop with a scripted backend instead of the engine:
+//! the connection limit (421 4.3.2), a full disk (452 4.3.1 at MAIL), a message streamed
+//! into the spool and committed when the backend says so, and the stop (421 to sessions).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use smtp_proto::reply::Reply;
+use smtp_proto::server::{Answer, Question, ReqId, ServerConfig};
+
+use super::conn::{ConnContext, SessionBackend};
+use super::listener::{accept_loop, Bound, Connections};
+use super::log::Log;
+use super::mailbox::{Mailbox, Note};
+use super::signals::StopSignal;
+use crate::spool::{GroupCommitter, Spool};
+
+/// Says yes to everything; opens message `0000000a` at DATA and commits it at the end.
+#[derive(Default)]
+struct Yes {
+    mailboxes: Mutex<Vec<Arc<Mailbox>>>,
+    committed: Mutex<Vec<(String, Result<(), String>)>>,
+}
+
+impl SessionBackend for Yes {
+    fn open(&self, _: SocketAddr, _: SocketAddr, _: usize, mailbox: Arc<Mailbox>) -> u64 {
+        let mut all = self.mailboxes.lock().expect("lock");
+        all.push(mailbox);
+        u64::try_from(all.len() - 1).expect("small")
+    }
+
+    fn question(&self, session: u64, req: ReqId, question: Question, _: usize) {
+        let mailbox = Arc::clone(&self.mailboxes.lock().expect("lock")[session as usize]);
+        match question {
+            Question::DataStart { .. } => mailbox.push(Note::Open {
+                msgid: "0000000a".into(),
+                header: b"Received: test\r\n".to_vec(),
+            }),
+            Question::EndOfMessage { .. } => mailbox.push(Note::Commit {
+                msgid: "0000000a".into(),
+                envelopes: vec![("0000000a00000001".into(), b"record".to_vec())],
+            }),
+            _ => {}
+        }
+        let reply = Reply::new(250, None, b"ok".to_vec());
+        mailbox.push(Note::Answer(req, Answer::from(reply)));
+    }
+
+    fn body_aborted(&self, _: u64) {}
+
+    fn committed(&self, _: u64, msgid: &str, result: Result<(), String>) {
+        self.committed
+            .lock()
+            .expect("lock")
+            .push((msgid.to_owned(), result));
+    }
+
+    fn closed(&self, _: u64) {}
+}
+
+struct Server {
+    addr: SocketAddr,
+    dir: PathBuf,
+    backend: Arc<Yes>,
+    stop: super::signals::StopTrigger,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn start(tag: &str, max_connections: usize, min_free_bytes: u64) -> Server {
+    let dir = std::env::temp_dir().join(format!("smtpd-server-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (spool, _) = Spool::open(&dir).expect("spool");
+    let committer = GroupCommitter::start(spool.clone(), 8).expect("committer");
+    let backend = Arc::new(Yes::default());
+    let ctx = ConnContext {
+        backend: Arc::clone(&backend) as Arc<dyn SessionBackend>,
+        spool,
+        committer,
+        min_free_bytes,
+        log: Log::quiet(),
+    };
+    let socket = TcpListener::bind("127.0.0.1:0").expect("bind");
+    socket.set_nonblocking(true).expect("nonblocking");
+    let addr = socket.local_addr().expect("addr");
+    let bound = vec![Bound {
+        socket,
+        index: 0,
+        session_config: Arc::new(ServerConfig::default()),
+    }];
+    let (signal, stop) = StopSignal::manual().expect("pipe");
+    let thread = std::thread::spawn(move || {
+        let connections = Arc::new(Connections::default());
+        accept_loop(&bound, &signal, &ctx, &connections, max_connections);
+        assert!(connections.wait_empty(Duration::from_secs(10)));
+    });
+    Server {
+        addr,
+        dir,
+        backend,
+        stop,
+        thread,
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        Client { stream, reader }
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read");
+        line
+    }
+
+    /// The last line of the next reply.
+    fn reply(&mut self) -> String {
+        loop {
+            let line = self.line();
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return line;
+            }
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        self.stream.write_all(text.as_bytes()).expect("write");
+    }
+}
+
+#[test]
+fn the_limit_a_commit_and_the_stop() {
+    let server = start("limit", 1, 0);
+    let mut first = Client::connect(server.addr);
+    assert!(first.reply().starts_with("220 "));
+    let mut second = Client::connect(server.addr);
+    assert!(second.reply().starts_with("421 4.3.2 "), "the limit holds");
+
+    first.send("EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n");
+    for code in ["250", "250", "250", "354"] {
+        assert!(first.reply().starts_with(code));
+    }
+    first.send("Subject: x\r\n\r\n..dot\r\n.\r\n");
+    assert!(first.reply().starts_with("250"));
+    let committed = server.backend.committed.lock().expect("lock").clone();
+    assert_eq!(committed, vec![("0000000a".to_owned(), Ok(()))]);
+    let stored = std::fs::read(server.dir.join("queue/0000000a/message")).expect("queued");
+    assert_eq!(stored, b"Received: test\r\nSubject: x\r\n\r\n.dot\r\n");
+
+    server.stop.trigger();
+    assert!(
+        first.reply().starts_with("421 "),
+        "shutdown reaches the session"
+    );
+    server.thread.join().expect("accept loop ends");
+    let _ = std::fs::remove_dir_all(&server.dir);
+}
+
+#[test]
+fn a_full_disk_refuses_mail_with_452() {
+    let server = start("full", 4, u64::MAX);
+    let mut client = Client::connect(server.addr);
+    assert!(client.reply().starts_with("220 "));
+    client.send("HELO c\r\nMAIL FROM:<a@b>\r\n");
+    assert!(client.reply().starts_with("250"));
+    assert!(client.reply().starts_with("452 4.3.1 "));
+    client.send("QUIT\r\n");
+    assert!(client.reply().starts_with("221"));
+    server.stop.trigger();
+    server.thread.join().expect("accept loop ends");
+    let _ = std::fs::remove_dir_all(&server.dir);
+}
