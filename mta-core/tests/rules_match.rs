@@ -157,11 +157,11 @@ fn negation_catch_alls_and_mailaddr_tables() {
 #[test]
 fn regex_tags_tls_and_helo() {
     let rs = ruleset(
-        "table dyn { \"\\\\.dyn\\\\.\", \"^[0-9-]+\\\\.\" }\n\
+        "table dyn { \"\\.dyn\\.\", \"^[0-9-]+\\.\" }\n\
          action in maildir\naction submit relay\n\
          match from any tag \"SUBMIT\" auth tls for any action submit\n\
          match from rdns regex <dyn> for any reject\n\
-         match from any helo regex \"^mx[0-9]*\\\\.\" for domain regex \"^(example|sample)\\\\.org$\" action in\n\
+         match from any helo regex \"^mx[0-9]*\\.\" for domain regex \"^(example|sample)\\.org$\" action in\n\
          match from any !tls for any reject\n\
          match from any for domain \"*.example.org\" action in\n",
         &[],
