@@ -2,8 +2,8 @@
 # smtpd-std end to end, with Python's smtplib, raw pipelined commands and swaks: one
 # message arrives byte-exact (apart from the Received: header the server adds) in the
 # maildir; one message to 60 recipients; dot-stuffed lines and an 8-bit body; pipelined
-# commands; 20 concurrent sessions; a 30 MB message; then SIGTERM: an idle session gets
-# 421 and the daemon exits 0.
+# commands; 20 concurrent sessions; a mail loop refused; a 30 MB message; then SIGTERM: an
+# idle session gets 421 and the daemon exits 0.
 set -euo pipefail
 . "$(dirname "$0")/lib/server.bash"
 . "$(dirname "$0")/lib/config.bash"

@@ -185,12 +185,28 @@ def test_concurrent(port, root, sessions=20, per_session=5):
     print(f"ok: {sessions} concurrent sessions, {per_session} messages each")
 
 
+def test_loop(port, root):
+    hops = b"".join(b"Received: from hop%d.example.org by mx\r\n" % i for i in range(101))
+    msg = hops + message("loop", b"looping\r\n")
+    with smtplib.SMTP("127.0.0.1", port) as s:
+        try:
+            s.sendmail("sender@example.org", ["loop@example.org"], msg)
+        except smtplib.SMTPDataError as e:
+            assert 500 <= e.smtp_code < 600, e
+        else:
+            raise AssertionError("a message with 101 Received: headers was accepted")
+    time.sleep(0.5)
+    assert not maildir_files(root, "loop@example.org"), "a looping message was delivered"
+    print("ok: a message with 101 Received: headers is refused (mail loop)")
+
+
 def test_basic(port, root):
     test_one(port, root)
     test_many_recipients(port, root)
     test_dots_and_8bit(port, root)
     test_pipelining(port, root)
     test_concurrent(port, root)
+    test_loop(port, root)
     test_large(port, root)
 
 

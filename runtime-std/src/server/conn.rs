@@ -16,8 +16,8 @@ use smtp_proto::server::{Action, Answer, Input, Question, ReqId, ServerConfig, S
 
 use super::log::Log;
 use super::mailbox::{Mailbox, Note};
-use super::received::ReceivedCounter;
 use crate::spool::{GroupCommitter, IncomingMessage, Spool};
+use mta_core::engine::ReceivedCounter;
 
 /// Largest read from the socket at once.
 const READ_CHUNK: usize = 64 * 1024;

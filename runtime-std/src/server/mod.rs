@@ -23,7 +23,6 @@ pub mod fork_server;
 pub mod listener;
 pub mod log;
 pub mod mailbox;
-pub mod received;
 mod serve;
 pub mod signals;
 #[cfg(test)]
