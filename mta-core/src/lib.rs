@@ -14,6 +14,7 @@
 pub mod fuzzing;
 pub mod bounce;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod dns;
 pub mod expand;
