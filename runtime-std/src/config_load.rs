@@ -76,6 +76,37 @@ pub fn state_dir_for(
     }
 }
 
+/// The account the built-in configuration's catch-all deliveries run as (the `state_user`
+/// macro): the user running the daemon, or `nobody` for root, since nothing is ever
+/// delivered as root.
+pub fn state_user() -> String {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if uid == 0 {
+        return "nobody".to_string();
+    }
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to live, correctly sized storage owned here, and the
+    // name is copied out before `buf` is dropped.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc == 0 && !result.is_null() {
+        // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return name.to_string_lossy().into_owned();
+    }
+    std::env::var("USER").unwrap_or_else(|_| uid.to_string())
+}
+
 /// Loads `file` (or the built-in configuration when `None`) with command-line macros,
 /// which win over the file's and over the computed `state_dir`.
 ///
@@ -94,6 +125,9 @@ pub fn load(file: Option<&Path>, cmdline_macros: &[(String, String)]) -> Result<
         "state_dir".to_string(),
         state_dir.to_string_lossy().into_owned(),
     ));
+    if !macros.iter().any(|(k, _)| k == "state_user") {
+        macros.push(("state_user".to_string(), state_user()));
+    }
     let (text, file_name, base) = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| LoadError::Read {
