@@ -7,17 +7,22 @@
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
 )]
 
-#[cfg(any(test, feature = "__fuzz"))]
-pub mod fuzzing;
 pub mod bounce;
 pub mod config;
 pub mod control;
-pub mod engine;
 pub mod dns;
+pub mod engine;
 pub mod expand;
+#[cfg(any(test, feature = "__fuzz"))]
+pub mod fuzzing;
 pub mod queue;
 pub mod routing;
 pub mod rules;
