@@ -6,3 +6,4 @@ pub mod config_load;
 pub mod delivery;
 pub mod server;
 pub mod spool;
+pub mod tls;
