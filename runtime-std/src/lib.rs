@@ -1,6 +1,7 @@
 //! The blocking runtime: the effects (sockets, files, processes, clock) that drive the pure
 //! machines of `smtp-proto` and `mta-core`, one thread per connection.
 
+pub mod auth;
 pub mod cli;
 pub mod config_load;
 pub mod delivery;
