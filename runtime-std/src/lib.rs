@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config_load;
+pub mod control;
 pub mod delivery;
 pub mod server;
 pub mod spool;
