@@ -7,6 +7,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use std::sync::Arc;
 
+use super::pem::{load_certs, load_key};
 use super::{ring_provider, roots_from_file, system_roots, TlsConfigError};
 
 /// Builds the TLS configuration of outbound sessions.
@@ -28,20 +29,57 @@ impl ClientTls {
         verify: bool,
         ca: Option<&str>,
     ) -> Result<Arc<ClientConfig>, TlsConfigError> {
+        Self::build(verify, ca, None)
+    }
+
+    /// As [`ClientTls::client_config`], presenting a client certificate (`relay ...
+    /// pki NAME`): `cert` and `key` are the pki's PEM files.
+    ///
+    /// # Errors
+    /// As [`ClientTls::client_config`], plus an unreadable certificate or key, or a key
+    /// that does not match its certificate.
+    pub fn client_config_with_cert(
+        verify: bool,
+        ca: Option<&str>,
+        cert: &str,
+        key: &str,
+    ) -> Result<Arc<ClientConfig>, TlsConfigError> {
+        Self::build(verify, ca, Some((cert, key)))
+    }
+
+    /// Builds the configuration, with an optional (certificate, key) pair of files.
+    fn build(
+        verify: bool,
+        ca: Option<&str>,
+        identity: Option<(&str, &str)>,
+    ) -> Result<Arc<ClientConfig>, TlsConfigError> {
         let provider = ring_provider();
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()?;
-        let config = if verify {
+        let builder = if verify {
             let roots = match ca {
                 Some(path) => roots_from_file(path)?,
                 None => system_roots()?,
             };
-            builder.with_root_certificates(roots).with_no_client_auth()
+            builder.with_root_certificates(roots)
         } else {
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert { provider }))
-                .with_no_client_auth()
+        };
+        let config = match identity {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => builder
+                .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+                .map_err(|e| TlsConfigError::Key {
+                    pki: cert.to_owned(),
+                    reason: match e {
+                        rustls::Error::InconsistentKeys(_) => {
+                            format!("the key in {key} does not match the certificate in {cert}")
+                        }
+                        other => format!("unusable key in {key}: {other}"),
+                    },
+                })?,
         };
         Ok(Arc::new(config))
     }

@@ -43,9 +43,9 @@ impl TestCa {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "Test CA");
+        // A name of its own, so that two test CAs are never mistaken for each other.
+        let name = format!("Test CA {}", dir.display());
+        params.distinguished_name.push(DnType::CommonName, name);
         let cert = params.self_signed(&key).unwrap();
         let ca_file = dir.join("ca.pem");
         std::fs::write(&ca_file, cert.pem()).unwrap();
