@@ -194,3 +194,26 @@ fn arbitrary_bytes_never_match_and_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_table_value_may_name_the_user_before_the_hash() {
+    use runtime_std::auth::{table_hash, try_check};
+    let hash = GOOD[0].1;
+    assert_eq!(table_hash(hash), hash);
+    assert_eq!(table_hash(&format!("alice:{hash}")), hash);
+    assert_eq!(table_hash(&format!(" {hash}\n")), hash);
+    let value = format!("alice:{hash}");
+    assert!(matches!(
+        try_check("alice", Some(&value), b"hunter2"),
+        Ok(true)
+    ));
+    assert!(matches!(
+        try_check("alice", Some(&value), b"alice"),
+        Ok(false)
+    ));
+    // The part before the colon is never taken for the hash.
+    assert!(matches!(
+        try_check("alice", Some(&format!("{hash}:junk")), b"hunter2"),
+        Err(AuthError::UnknownScheme { .. })
+    ));
+}

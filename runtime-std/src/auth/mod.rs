@@ -104,14 +104,26 @@ pub fn system_auth_available() -> Result<(), String> {
     })
 }
 
-/// Answer a `CheckPassword`: with the table's `hash`, verify against it; without,
-/// check the system account `user` (root only).
+/// The hash in a credentials table value. OpenSMTPD's table parser accepts both a
+/// bare `hash` and `username:hash` for a credentials entry and checks the part after
+/// the first `:` (table(5)); no crypt(3) hash contains a `:`, so the split is safe.
+pub fn table_hash(value: &str) -> &str {
+    let value = value.trim();
+    match value.split_once(':') {
+        Some((_, hash)) => hash,
+        None => value,
+    }
+}
+
+/// Answer a `CheckPassword`: with the credentials table's value (`hash` or
+/// `user:hash`, see [`table_hash`]), verify against its hash; without, check the
+/// system account `user` (root only).
 ///
 /// # Errors
 /// Any [`AuthError`]: the password is then refused, and the caller logs the error.
 pub fn try_check(user: &str, hash: Option<&str>, password: &[u8]) -> Result<bool, AuthError> {
     match hash {
-        Some(hash) => verify_password(hash, password),
+        Some(value) => verify_password(table_hash(value), password),
         None => {
             let uid = effective_uid();
             if uid != 0 {
