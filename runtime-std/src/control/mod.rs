@@ -13,7 +13,7 @@ mod server;
 pub mod smtpctl;
 
 pub use client::ControlClient;
-pub use server::{ControlServer, ControlTarget, MAX_CLIENTS};
+pub use server::{permitted, ControlServer, ControlTarget, MAX_CLIENTS};
 
 use std::path::PathBuf;
 

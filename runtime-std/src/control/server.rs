@@ -158,9 +158,15 @@ pub(super) fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
     }
 }
 
+/// Whether a client running as `peer_uid` may send `request` to a daemon running as
+/// `owner`: root and the owner may send anything, others only unprivileged requests
+/// (submission, counters, status).
+pub fn permitted(request: &Request, peer_uid: u32, owner: u32) -> bool {
+    peer_uid == 0 || peer_uid == owner || !request.needs_privilege()
+}
+
 fn serve_client(mut stream: UnixStream, target: &dyn ControlTarget, owner: u32) -> io::Result<()> {
     let uid = peer_uid(&stream)?;
-    let privileged = uid == 0 || uid == owner;
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     let mut decoder = FrameDecoder::<Request>::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -175,7 +181,7 @@ fn serve_client(mut stream: UnixStream, target: &dyn ControlTarget, owner: u32) 
             data = data.get(taken..).unwrap_or(&[]);
             match decoder.next() {
                 Some(Ok(request)) => {
-                    let response = if request.needs_privilege() && !privileged {
+                    let response = if !permitted(&request, uid, owner) {
                         Response::Error("permission denied".to_owned())
                     } else {
                         target.control(request, uid)
