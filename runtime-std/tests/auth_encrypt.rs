@@ -81,3 +81,48 @@ fn an_overlong_line_is_refused() {
     assert_eq!(encrypt_lines(&mut &input[..], &mut out), ExitCode::FAILURE);
     assert!(out.is_empty());
 }
+
+/// Run the `smtpctl` binary with `args` and `stdin`; (exit success, stdout).
+fn smtpctl(args: &[&str], stdin: &[u8]) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smtpctl"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn smtpctl_encrypt_hashes_its_argument() {
+    let (ok, out) = smtpctl(&["encrypt", "hunter2"], b"ignored\n");
+    assert!(ok);
+    let hash = out.strip_suffix('\n').unwrap();
+    assert_smtpctl_shape(hash);
+    assert!(matches!(verify_password(hash, b"hunter2"), Ok(true)));
+}
+
+#[test]
+fn smtpctl_encrypt_reads_standard_input_without_an_argument() {
+    let (ok, out) = smtpctl(&["encrypt"], b"one\ntwo\n");
+    assert!(ok);
+    let hashes: Vec<&str> = out.lines().collect();
+    assert_eq!(hashes.len(), 2, "{out}");
+    assert!(matches!(verify_password(hashes[0], b"one"), Ok(true)));
+    assert!(matches!(verify_password(hashes[1], b"two"), Ok(true)));
+}
+
+#[test]
+fn smtpctl_encrypt_refuses_two_arguments() {
+    let (ok, out) = smtpctl(&["encrypt", "a", "b"], b"");
+    assert!(!ok);
+    assert!(out.is_empty());
+}

@@ -155,3 +155,29 @@ fn a_table_hash_needs_no_root() {
         b"hunter2"
     ));
 }
+
+#[test]
+fn unknown_and_locked_accounts_cost_a_real_check() {
+    // The decoy check runs for accounts that cannot log in: it must be a well-formed
+    // hash, or it would be refused at once and the time would tell them apart.
+    let shadow = TempShadow::new("timing", &sample());
+    // The fastest of a few runs, so that a busy machine does not make it flaky.
+    let time = |user: &str| {
+        (0..5)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                assert!(matches!(
+                    check_account(&shadow.0, user, b"guess"),
+                    Ok(false)
+                ));
+                start.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let real = time("alice");
+    let unknown = time("mallory");
+    let locked = time("bob");
+    assert!(unknown * 4 > real, "unknown {unknown:?} vs real {real:?}");
+    assert!(locked * 4 > real, "locked {locked:?} vs real {real:?}");
+}

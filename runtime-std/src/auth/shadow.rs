@@ -45,6 +45,15 @@ pub fn check_account(path: &Path, user: &str, password: &[u8]) -> Result<bool, A
     })?;
     match find_hash(&text, user) {
         Some(hash) if is_usable(hash) => super::verify_password(hash, password),
-        _ => Ok(false),
+        _ => {
+            // Spend about the time of a real check, so the answer's delay does not
+            // tell a client which account names exist.
+            let _ = super::verify_password(DECOY_HASH, password);
+            Ok(false)
+        }
     }
 }
+
+/// A SHA-512-crypt hash (default rounds) checked for unknown and locked accounts;
+/// its password is of no use, as it only stands in for an account that cannot log in.
+const DECOY_HASH: &str = "$6$decoydecoydecoy$W1b2ElGEySgaFOBv9/poRjzuVHXL2Crj4yWa/p9wZ19UJgZMWbVlORNNVTD5QVHK/mLfNeLxmuEwHfag4Wb4q/";
