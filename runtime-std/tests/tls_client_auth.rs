@@ -48,6 +48,7 @@ fn a_client_certificate_from_the_ca_is_accepted_and_reported() {
         info.peer_cert_subject.as_deref(),
         Some("CN=client.example.net")
     );
+    assert!(info.received_clause().ends_with(":YES"), "{info:?}");
 }
 
 #[test]

@@ -53,9 +53,10 @@ fn handshake_carries_bytes_both_ways_and_reports_what_was_negotiated() {
         server_info.peer_cert_subject, None,
         "no client certificate was asked"
     );
-    assert!(server_info
-        .received_clause()
-        .starts_with("TLSv1.3 with cipher TLS13_"));
+    let clause = server_info.received_clause();
+    assert!(clause.starts_with("TLSv1.3:TLS_AES_"), "{clause}");
+    assert!(clause.ends_with(":NO"), "{clause}");
+    assert_eq!(server_info.ciphers_text() + ":NO", clause);
 }
 
 #[test]

@@ -32,7 +32,7 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5) as raw
             if not data:
                 break
             reply += data
-        print(tls.version(), tls.cipher()[0], reply.decode().strip())
+        print(tls.version(), tls.cipher()[0], tls.cipher()[2], reply.decode().strip())
 "#;
     let output = Command::new("python3")
         .arg("-c")
@@ -62,6 +62,8 @@ fn python_ssl_verifies_our_certificate_and_exchanges_a_line() {
     );
     assert_eq!(info.sni.as_deref(), Some("mx.example.org"));
     assert_eq!(info.protocol, "TLSv1.3");
+    let expected = format!("TLSv1.3 {} {} ", info.openssl_cipher(), info.cipher_bits());
+    assert!(stdout.starts_with(&expected), "{stdout} vs {info:?}");
 }
 
 #[test]
@@ -73,5 +75,7 @@ fn python_ssl_limited_to_tls12_still_gets_through() {
         "{stdout}"
     );
     assert_eq!(info.protocol, "TLSv1.2");
+    let expected = format!("TLSv1.2 {} {} ", info.openssl_cipher(), info.cipher_bits());
+    assert!(stdout.starts_with(&expected), "{stdout} vs {info:?}");
     assert!(info.cipher.starts_with("TLS_ECDHE_"), "{info:?}");
 }
