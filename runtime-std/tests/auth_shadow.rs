@@ -115,22 +115,52 @@ fn an_unreadable_shadow_file_is_an_error() {
     ));
 }
 
+/// What a daemon not running as root sees: system accounts refused with a message
+/// that says why and what to do instead.
+fn assert_non_root_refuses() {
+    let outcome = try_check("root", None, b"x");
+    assert!(
+        matches!(outcome, Err(AuthError::SystemAuthNeedsRoot { .. })),
+        "{outcome:?}"
+    );
+    let message = system_auth_available().unwrap_err();
+    assert!(message.contains("needs root"), "{message}");
+    assert!(message.contains("auth <"), "{message}");
+}
+
+/// Run by [`system_accounts_need_root`] in a child as `nobody`; ignored otherwise.
+#[test]
+#[ignore = "run as a non-root child by system_accounts_need_root"]
+fn non_root_probe() {
+    assert_non_root_refuses();
+}
+
 #[test]
 fn system_accounts_need_root() {
+    use std::os::unix::process::CommandExt;
     // SAFETY: geteuid cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    if unsafe { libc::geteuid() } != 0 {
+        assert_non_root_refuses();
+        return;
+    }
+    // As root: an unknown account is refused, not an error...
     let outcome = try_check("no-such-user-auth-test", None, b"x");
-    if root {
-        assert!(matches!(outcome, Ok(false)), "{outcome:?}");
-        assert_eq!(system_auth_available(), Ok(()));
-    } else {
-        assert!(
-            matches!(outcome, Err(AuthError::SystemAuthNeedsRoot { .. })),
-            "{outcome:?}"
-        );
-        let message = system_auth_available().unwrap_err();
-        assert!(message.contains("needs root"), "{message}");
-        assert!(message.contains("auth <"), "{message}");
+    assert!(matches!(outcome, Ok(false)), "{outcome:?}");
+    assert_eq!(system_auth_available(), Ok(()));
+    // ...and the same calls as `nobody` refuse with the explanation.
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "non_root_probe", "--ignored", "--test-threads=1"])
+        .uid(65534)
+        .gid(65534)
+        .stdout(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(status) => assert!(status.success(), "the probe as nobody failed"),
+        // A test binary in a directory `nobody` cannot enter: nothing to learn.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("non-root probe not run: {e}");
+        }
+        Err(e) => panic!("cannot run the non-root probe: {e}"),
     }
 }
 
