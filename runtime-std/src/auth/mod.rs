@@ -21,9 +21,11 @@ use std::path::Path;
 use std::time::Duration;
 
 /// How long to wait before answering a failed authentication (the 535), so that
-/// guessing passwords over one connection is slow; OpenSMTPD waits one second too.
-/// The runtime applies it (without blocking other sessions) before it feeds the
-/// failed `PasswordChecked` back, or the engine delays the reply; never both.
+/// guessing passwords over one connection is slow and the answer's timing tells
+/// nothing (OpenSMTPD pauses a random time under a second; a fixed second is at least
+/// as slow for a guesser). The runtime applies it, without blocking other sessions,
+/// before it feeds a failed `PasswordChecked` back, or the engine delays the reply;
+/// never both. It must cover every 535, including a user missing from the table.
 pub const FAILURE_DELAY: Duration = Duration::from_secs(1);
 
 /// Why a password could not be checked. Each one means "refuse", and each should be
