@@ -47,7 +47,7 @@ pub use stream::{TimeoutSocket, TlsStream};
 
 use rustls::crypto::CryptoProvider;
 use rustls::RootCertStore;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The crypto provider every configuration of this crate uses: rustls's `ring` one,
 /// chosen explicitly so that no process-wide default is needed.
@@ -56,7 +56,7 @@ fn ring_provider() -> Arc<CryptoProvider> {
 }
 
 /// Trust anchors from a PEM file of CA certificates (`ca NAME cert FILE`).
-fn roots_from_file(path: &str) -> Result<RootCertStore, TlsConfigError> {
+fn roots_from_file(path: &str) -> Result<Arc<RootCertStore>, TlsConfigError> {
     let mut roots = RootCertStore::empty();
     let (added, _ignored) = roots.add_parsable_certificates(load_certs(path)?);
     if added == 0 {
@@ -64,21 +64,27 @@ fn roots_from_file(path: &str) -> Result<RootCertStore, TlsConfigError> {
             "{path}: no certificate usable as a trust anchor"
         )));
     }
-    Ok(roots)
+    Ok(Arc::new(roots))
 }
 
 /// The system's trust anchors (rustls-native-certs: the distribution's bundle, or the
-/// files named by `SSL_CERT_FILE` / `SSL_CERT_DIR`).
-fn system_roots() -> Result<RootCertStore, TlsConfigError> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = RootCertStore::empty();
-    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        let why = found
-            .errors
-            .first()
-            .map_or_else(|| "the system has none".to_owned(), ToString::to_string);
-        return Err(TlsConfigError::NoRoots(why));
-    }
-    Ok(roots)
+/// files named by `SSL_CERT_FILE` / `SSL_CERT_DIR`), read once per process: reading them
+/// parses a few hundred certificates, too slow to repeat for every outbound route.
+fn system_roots() -> Result<Arc<RootCertStore>, TlsConfigError> {
+    static SYSTEM_ROOTS: OnceLock<Result<Arc<RootCertStore>, String>> = OnceLock::new();
+    SYSTEM_ROOTS
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            let mut roots = RootCertStore::empty();
+            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(found
+                    .errors
+                    .first()
+                    .map_or_else(|| "the system has none".to_owned(), ToString::to_string));
+            }
+            Ok(Arc::new(roots))
+        })
+        .clone()
+        .map_err(TlsConfigError::NoRoots)
 }

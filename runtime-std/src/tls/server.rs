@@ -72,7 +72,7 @@ impl ServerTls {
                 Some(ca) => ca_roots(config, ca)?,
                 None => system_roots()?,
             };
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider)
                 .build()
                 .map_err(|e| TlsConfigError::NoRoots(e.to_string()))?;
             builder
@@ -119,7 +119,7 @@ fn load_pki(
 }
 
 /// The roots of `ca NAME` (its file holds one or more PEM certificates).
-pub(crate) fn ca_roots(config: &Config, name: &str) -> Result<RootCertStore, TlsConfigError> {
+fn ca_roots(config: &Config, name: &str) -> Result<Arc<RootCertStore>, TlsConfigError> {
     let path = config
         .ca
         .get(name)
