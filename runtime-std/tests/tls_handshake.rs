@@ -207,3 +207,70 @@ fn a_client_that_hangs_up_mid_handshake_is_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn bytes_the_caller_already_read_start_the_handshake() {
+    // As after a PROXY v2 header: the runtime's read took the start of the ClientHello.
+    let (ca, text) = one_pki("already-read", "mx.example.org");
+    let server = server_config(&text);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        let mut head = [0u8; 7];
+        tcp.read_exact(&mut head).unwrap();
+        assert_eq!(head[0], 0x16, "a handshake record");
+        let mut tls = TlsStream::accept_after(tcp, server, head.to_vec(), TIMEOUT).unwrap();
+        tls.write_all(b"220 ready\r\n").unwrap();
+        tls.info().clone()
+    });
+    let client = ClientTls::client_config(true, Some(&p(&ca.ca_file))).unwrap();
+    let mut tls = TlsStream::connect(connect(port), client, "mx.example.org", TIMEOUT).unwrap();
+    assert_eq!(read_line(&mut tls).unwrap(), "220 ready\r\n");
+    assert_eq!(handle.join().unwrap().protocol, "TLSv1.3");
+}
+
+#[test]
+fn a_read_timeout_leaves_the_stream_usable_and_a_megabyte_arrives_intact() {
+    let (ca, text) = one_pki("timeout-bulk", "mx.example.org");
+    let server = server_config(&text);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    let expected = body.clone();
+    let handle = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let mut tls = TlsStream::accept(tcp, server, TIMEOUT).unwrap();
+        tls.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        // Nothing sent yet: the timeout comes back as the socket's error kind.
+        let err = tls.read(&mut buf).unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{err:?}"
+        );
+        tls.write_all(b"go\n").unwrap();
+        tls.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 3000];
+        while received.len() < expected.len() {
+            let n = tls.read(&mut chunk).unwrap();
+            assert!(n > 0, "early end after {}", received.len());
+            received.extend_from_slice(&chunk[..n]);
+        }
+        assert!(received == expected, "the body arrived altered");
+        tls.write_all(b"250 ok\n").unwrap();
+    });
+    let client = ClientTls::client_config(true, Some(&p(&ca.ca_file))).unwrap();
+    let mut tls = TlsStream::connect(connect(port), client, "mx.example.org", TIMEOUT).unwrap();
+    assert_eq!(read_line(&mut tls).unwrap(), "go\n");
+    for piece in body.chunks(70_000) {
+        tls.write_all(piece).unwrap();
+    }
+    assert_eq!(read_line(&mut tls).unwrap(), "250 ok\n");
+    handle.join().unwrap();
+}

@@ -78,8 +78,25 @@ impl<S: TimeoutSocket> TlsStream<S> {
     /// plaintext client, or a certificate problem), timed out, or the peer closed; the
     /// caller logs it with the peer's address.
     pub fn accept(socket: S, config: Arc<ServerConfig>, timeout: Duration) -> io::Result<Self> {
+        Self::accept_after(socket, config, Vec::new(), timeout)
+    }
+
+    /// As [`TlsStream::accept`], for a caller that already read the first bytes of the
+    /// TLS stream itself: `already_read` is handed to rustls before the socket is read.
+    /// Meant for smtps behind `proxy-v2`, where the read that took the PROXY header may
+    /// have taken the start of the ClientHello too. Never pass plaintext that followed a
+    /// STARTTLS command: that must be discarded (RFC 3207 §4.2, CVE-2011-0411).
+    ///
+    /// # Errors
+    /// As [`TlsStream::accept`].
+    pub fn accept_after(
+        socket: S,
+        config: Arc<ServerConfig>,
+        already_read: Vec<u8>,
+        timeout: Duration,
+    ) -> io::Result<Self> {
         let pump = TlsPump::server(config).map_err(handshake_error)?;
-        Self::handshake(socket, pump, timeout)
+        Self::handshake(socket, pump, already_read, timeout)
     }
 
     /// Runs the client side of the handshake for `server_name` (the MX or relay host name,
@@ -94,17 +111,23 @@ impl<S: TimeoutSocket> TlsStream<S> {
         timeout: Duration,
     ) -> io::Result<Self> {
         let pump = TlsPump::client(config, server_name).map_err(handshake_error)?;
-        Self::handshake(socket, pump, timeout)
+        Self::handshake(socket, pump, Vec::new(), timeout)
     }
 
     /// Drives the pump until the handshake completes, restoring the socket's read timeout.
-    fn handshake(socket: S, pump: TlsPump, timeout: Duration) -> io::Result<Self> {
+    /// `pending` is ciphertext the caller already read.
+    fn handshake(
+        socket: S,
+        pump: TlsPump,
+        pending: Vec<u8>,
+        timeout: Duration,
+    ) -> io::Result<Self> {
         let saved_timeout = socket.read_timeout()?;
         let deadline = Instant::now() + timeout;
         let mut stream = TlsStream {
             socket,
             pump,
-            pending: Vec::new(),
+            pending,
             info: TlsInfo::from_connection(None, None, None, None),
         };
         loop {
@@ -197,6 +220,9 @@ impl<S: TimeoutSocket> TlsStream<S> {
             if used > 0 {
                 return Ok(true);
             }
+            // rustls refuses input only while plaintext or a close waits, and callers
+            // read those first: reading more here would only pile bytes up.
+            return Err(io::Error::other("tls: the connection takes no more input"));
         }
         let mut chunk = [0u8; READ_CHUNK];
         let read = self.socket.read(&mut chunk)?;
