@@ -7,7 +7,11 @@
 //! - [`TlsPump`]: the sans-I/O byte pump (ciphertext in and out, plaintext in and out)
 //!   that both the blocking [`TlsStream`] and the smol runtime drive.
 //! - [`TlsStream`]: the blocking stream, `accept` (server) and `connect` (client), with a
-//!   bounded handshake and [`TlsInfo`] for the `Received:` header and the log.
+//!   bounded handshake and [`TlsInfo`] for the `Received:` header and the log. A loop
+//!   that waits with `poll(2)` on the socket skips the poll while
+//!   [`TlsStream::has_pending_input`] holds and reads with [`TlsStream::read_once`],
+//!   which never blocks on half a record; `Read::read` is for loops that block on the
+//!   socket with a read timeout.
 //!
 //! STARTTLS (RFC 3207 §4.2, CVE-2011-0411): the SMTP machine discards any plaintext
 //! buffered after the STARTTLS line; the runtime writes `220`, then hands the bare socket

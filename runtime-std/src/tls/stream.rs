@@ -174,6 +174,39 @@ impl<S: TimeoutSocket> TlsStream<S> {
         &self.info
     }
 
+    /// Whether input waits inside the stream: decrypted plaintext not read yet, a close
+    /// from the peer, or ciphertext already taken from the socket. A loop that waits with
+    /// `poll(2)` on the socket must call [`TlsStream::read_once`] without polling while
+    /// this holds: the socket will not become readable for bytes that already left it.
+    pub fn has_pending_input(&self) -> bool {
+        !self.pending.is_empty() || !self.pump.wants_ciphertext()
+    }
+
+    /// A read for loops driven by `poll(2)`: returns buffered plaintext, or else reads the
+    /// socket at most once (call it when poll reported the socket readable, or when
+    /// [`TlsStream::has_pending_input`] holds) and returns what that decrypted.
+    ///
+    /// # Errors
+    /// `WouldBlock` when that read brought only part of a record or only handshake
+    /// traffic (a session ticket): poll again. `Ok(0)` is the peer's clean close; other
+    /// errors end the session, as with [`Read::read`].
+    pub fn read_once(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        match self.pump.read_plaintext(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            other => return other,
+        }
+        self.flush_ciphertext()?;
+        let open = self.fill()?;
+        self.flush_ciphertext()?;
+        match self.pump.read_plaintext(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !open => Ok(0),
+            other => other,
+        }
+    }
+
     /// Sets the read timeout of the underlying socket (see [`Read`] for what a timeout
     /// returns).
     ///
