@@ -23,7 +23,10 @@ fn loader(path: &str) -> Result<String, String> {
 }
 
 fn macros() -> Vec<(String, String)> {
-    vec![("state_dir".to_string(), "/var/lib/smtpd".to_string())]
+    vec![
+        ("state_dir".to_string(), "/var/lib/smtpd".to_string()),
+        ("state_user".to_string(), "nobody".to_string()),
+    ]
 }
 
 fn parse_file(path: &str, text: &str) -> Result<Config, ConfigErrors> {
