@@ -274,3 +274,17 @@ fn a_read_timeout_leaves_the_stream_usable_and_a_megabyte_arrives_intact() {
     assert_eq!(read_line(&mut tls).unwrap(), "250 ok\n");
     handle.join().unwrap();
 }
+
+#[test]
+fn a_silent_server_times_out_the_client_handshake() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tcp = connect(port);
+    let (_accepted, _) = listener.accept().unwrap();
+    let client = ClientTls::client_config(false, None).unwrap();
+    let started = Instant::now();
+    let err =
+        TlsStream::connect(tcp, client, "mx.example.org", Duration::from_millis(300)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

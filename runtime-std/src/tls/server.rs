@@ -25,6 +25,9 @@ impl ServerTls {
     /// `tls-require verify`, a client certificate signed by the listener's `ca` (system
     /// roots without one) is required during the handshake.
     ///
+    /// `pki NAME dhe ...` is accepted and has no effect: rustls offers only ECDHE key
+    /// exchanges, which need no parameters.
+    ///
     /// Build it once per listener at start (and on reload), not per connection.
     ///
     /// # Errors
