@@ -123,7 +123,11 @@ impl<S: TimeoutSocket> TlsStream<S> {
         timeout: Duration,
     ) -> io::Result<Self> {
         let saved_timeout = socket.read_timeout()?;
-        let deadline = Instant::now() + timeout;
+        let start = Instant::now();
+        // A timeout too large to add is as good as none: a day stands in for it.
+        let deadline = start
+            .checked_add(timeout)
+            .unwrap_or_else(|| start + Duration::from_secs(86_400));
         let mut stream = TlsStream {
             socket,
             pump,
@@ -131,7 +135,9 @@ impl<S: TimeoutSocket> TlsStream<S> {
             info: TlsInfo::from_connection(None, None, None, None),
         };
         loop {
-            stream.flush_ciphertext()?;
+            stream.flush_ciphertext().map_err(|e| {
+                io::Error::new(e.kind(), format!("tls handshake failed: cannot write: {e}"))
+            })?;
             if !stream.pump.is_handshaking() {
                 break;
             }
