@@ -1,0 +1,386 @@
+//! Relaying: envelopes of `relay` actions leave over SMTP.
+//!
+//! A [`RelayAgent`] owns one thread that runs the pure [`Router`] and [`MxResolver`] of
+//! `mta_core::routing`, with the wall clock as their time. Envelopes come in with
+//! [`RelayAgent::submit`] (a [`RelayJob`]: route, sender, recipient, message id); the
+//! router asks for MX sets (sent as DNS datagrams by [`dns`]), opens connections (one
+//! thread each, driving smtp-proto's `ClientSession`, see [`session`]) and hands them
+//! messages; each envelope's result goes to the report callback given at start, which
+//! the engine host turns into `Input::DeliveryResult`.
+//!
+//! Name servers are those of `mta resolver` or `/etc/resolv.conf`. Exchangers on
+//! loopback addresses are refused (RFC 5321 §5.1: a loop), except when `mta resolver`
+//! or `mta mx-port` is configured: those are test setups whose sinks listen on
+//! 127.0.0.x. An explicit `relay host` may always be loopback. The `src` of a route is
+//! not bound yet (connections leave from the kernel's choice of address).
+
+mod dns;
+mod session;
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use mta_core::config::{Config, DeliveryMethod};
+use mta_core::queue::{DeliveryKind, Envelope, EnvelopeId};
+use mta_core::routing::{
+    route_for, Action, ConnId, Input as RouterInput, MxAction, MxInput, MxResolver,
+    MxResolverConfig, RouteKey, Router, RouterConfig, TlsPolicy,
+};
+use mta_core::scheduler::Outcome;
+use smtp_proto::client::{ClientConfig, TlsPolicy as SessionTls};
+use smtp_proto::types::Host;
+
+use crate::server::engine_host::{os_seed, unix_now};
+use crate::server::log::Log;
+use crate::spool::Spool;
+use crate::tls::ClientTls;
+use session::{Command, ConnSpec, Delivery};
+
+/// Where each envelope's result goes.
+pub type ReportFn = Arc<dyn Fn(EnvelopeId, Outcome) + Send + Sync>;
+
+/// One envelope to relay, with what its session needs.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RelayJob {
+    /// The envelope.
+    pub id: EnvelopeId,
+    /// Where it goes (see [`route_for`]).
+    pub route: RouteKey,
+    /// The envelope sender, empty for `<>`.
+    pub sender: String,
+    /// The recipient address.
+    pub recipient: String,
+}
+
+impl RelayJob {
+    /// The job of a relayed envelope: its route from the options of its `relay` action
+    /// and the recipient's domain. `Err` is the outcome to report at once: the action is
+    /// gone from the configuration (temporary: a reload may bring it back), or the
+    /// envelope is not a relay one.
+    pub fn for_envelope(
+        envelope: &Envelope,
+        config: &Config,
+        hostname: &str,
+    ) -> Result<RelayJob, Outcome> {
+        let DeliveryKind::Relay { action } = &envelope.delivery else {
+            return Err(session::perm("not a relayed envelope"));
+        };
+        let options = match config.actions.get(action).map(|a| &a.method) {
+            Some(DeliveryMethod::Relay(options)) => options,
+            _ => {
+                return Err(session::temp(&format!(
+                    "no relay action {action:?} in the configuration"
+                )))
+            }
+        };
+        let domain = envelope
+            .recipient
+            .rsplit_once('@')
+            .map_or("", |(_, domain)| domain);
+        Ok(RelayJob {
+            id: envelope.id,
+            route: route_for(options, domain, hostname),
+            sender: envelope.sender.clone().unwrap_or_default(),
+            recipient: envelope.recipient.clone(),
+        })
+    }
+}
+
+/// What the agent thread waits for.
+pub(crate) enum Event {
+    /// A new envelope.
+    Job(RelayJob),
+    /// A DNS answer for the resolver.
+    Dns(mta_core::dns::Input),
+    /// A report of a connection thread.
+    Router(RouterInput),
+}
+
+/// The relay agent: hand it envelopes, results come back through the report callback.
+pub struct RelayAgent {
+    events: Mutex<Sender<Event>>,
+}
+
+impl RelayAgent {
+    /// Start the agent thread for the `mta` options of `config`; `hostname` is our
+    /// EHLO name, `spool` where message bodies are read, `report` where each envelope's
+    /// result goes (called on the agent's thread).
+    ///
+    /// # Errors
+    /// A thread or the DNS sockets cannot be started.
+    pub fn start(
+        config: &Config,
+        hostname: &str,
+        spool: Spool,
+        log: Log,
+        report: ReportFn,
+    ) -> io::Result<RelayAgent> {
+        let mta = &config.options.mta;
+        let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").ok();
+        let mx_config = MxResolverConfig {
+            dns: mta_core::dns::ResolverConfig::from_sources(
+                mta.resolver.as_deref(),
+                resolv_conf.as_deref(),
+            ),
+            allow_loopback: mta.resolver.is_some() || mta.mx_port.is_some(),
+        };
+        let router_config = RouterConfig::from_options(mta);
+        let (tx, rx) = channel();
+        let transport = dns::DnsTransport::start(&tx)?;
+        let helo = Host::parse(Bytes::from(hostname.to_owned()), true)
+            .unwrap_or_else(|_| ClientConfig::default().helo);
+        let mut agent = Agent {
+            router: Router::new(router_config, os_seed()),
+            mx: MxResolver::new(mx_config, os_seed()),
+            jobs: HashMap::new(),
+            conns: HashMap::new(),
+            tls_configs: HashMap::new(),
+            events: tx.clone(),
+            transport,
+            helo,
+            spool,
+            log,
+            report,
+        };
+        std::thread::Builder::new()
+            .name("relay".to_owned())
+            .spawn(move || agent.run(&rx))?;
+        Ok(RelayAgent {
+            events: Mutex::new(tx),
+        })
+    }
+
+    /// Queue an envelope for relaying.
+    pub fn submit(&self, job: RelayJob) {
+        if let Ok(events) = self.events.lock() {
+            let _ = events.send(Event::Job(job));
+        }
+    }
+}
+
+/// The agent thread's state.
+struct Agent {
+    router: Router,
+    mx: MxResolver,
+    jobs: HashMap<EnvelopeId, RelayJob>,
+    conns: HashMap<ConnId, Sender<Command>>,
+    /// rustls configurations by `verify`, built once each.
+    tls_configs: HashMap<bool, Option<Arc<rustls::ClientConfig>>>,
+    events: Sender<Event>,
+    transport: dns::DnsTransport,
+    helo: Host,
+    spool: Spool,
+    log: Log,
+    report: ReportFn,
+}
+
+impl Agent {
+    fn run(&mut self, events: &Receiver<Event>) {
+        loop {
+            let now = unix_now();
+            let deadline = [self.router.poll_timeout(), self.mx.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            let wait = deadline.map_or(Duration::from_secs(60), |d| {
+                Duration::from_millis(d.as_millis().saturating_sub(now.as_millis()))
+            });
+            match events.recv_timeout(wait.max(Duration::from_millis(1))) {
+                Ok(event) => self.handle(event),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let now = unix_now();
+            if self.mx.poll_timeout().is_some_and(|d| d <= now) {
+                self.mx.handle(MxInput::Tick, now);
+            }
+            if self.router.poll_timeout().is_some_and(|d| d <= now) {
+                self.router.handle_timeout(now);
+            }
+            self.drive();
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        let now = unix_now();
+        match event {
+            Event::Job(job) => {
+                let input = RouterInput::Envelope {
+                    route: job.route.clone(),
+                    id: job.id,
+                };
+                self.jobs.insert(job.id, job);
+                self.router.handle(input, now);
+            }
+            Event::Dns(input) => self.mx.handle(MxInput::Dns(input), now),
+            Event::Router(input) => {
+                if let RouterInput::ConnectionClosed { conn, .. }
+                | RouterInput::ConnectResult {
+                    conn,
+                    result: Err(_),
+                } = &input
+                {
+                    self.conns.remove(conn);
+                }
+                self.router.handle(input, now);
+            }
+        }
+    }
+
+    /// Run both machines' actions until neither has any.
+    fn drive(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(action) = self.router.poll_action() {
+                progressed = true;
+                self.router_action(action);
+            }
+            while let Some(action) = self.mx.poll_action() {
+                progressed = true;
+                match action {
+                    MxAction::Resolved { query, result } => self
+                        .router
+                        .handle(RouterInput::Resolved { query, result }, unix_now()),
+                    MxAction::Dns(send) => self.transport.send(send),
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn router_action(&mut self, action: Action) {
+        let now = unix_now();
+        match action {
+            Action::Resolve(query) => self.mx.handle(MxInput::Resolve(query), now),
+            Action::Connect {
+                conn,
+                addr,
+                host,
+                tls,
+                ..
+            } => self.connect(conn, addr, host, tls),
+            Action::SendMessage { conn, envelopes } => self.send_message(conn, &envelopes),
+            Action::Quit { conn } => {
+                if let Some(commands) = self.conns.get(&conn) {
+                    let _ = commands.send(Command::Quit);
+                }
+            }
+            Action::EnvelopeDelivered { ids } => self.finish(&ids, &Outcome::Delivered),
+            Action::EnvelopeTempFail { ids, failure } => {
+                self.finish(&ids, &Outcome::TempFail(failure));
+            }
+            Action::EnvelopePermFail { ids, failure } => {
+                self.finish(&ids, &Outcome::PermFail(failure));
+            }
+            Action::Log(line) => self.log.info(&line),
+        }
+    }
+
+    fn finish(&mut self, ids: &[EnvelopeId], outcome: &Outcome) {
+        for id in ids {
+            if let Some(job) = self.jobs.remove(id) {
+                let (status, detail) = match outcome {
+                    Outcome::Delivered => ("Ok", "Sent".to_owned()),
+                    Outcome::TempFail(f) => ("TempFail", f.text.clone()),
+                    Outcome::PermFail(f) => ("PermFail", f.text.clone()),
+                };
+                self.log.info(&format!(
+                    "smtp-out: delivery: {status} for {id}: from=<{}>, to=<{}>, route={}, stat={detail}",
+                    job.sender, job.recipient, job.route
+                ));
+            }
+            (self.report)(*id, outcome.clone());
+        }
+    }
+
+    fn tls_config(&mut self, verify: bool) -> Option<Arc<rustls::ClientConfig>> {
+        let log = &self.log;
+        self.tls_configs
+            .entry(verify)
+            .or_insert_with(|| match ClientTls::client_config(verify, None) {
+                Ok(config) => Some(config),
+                Err(e) => {
+                    log.warn(&format!("smtp-out: no TLS for relaying: {e}"));
+                    None
+                }
+            })
+            .clone()
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: std::net::SocketAddr, host: String, tls: TlsPolicy) {
+        let (session_tls, implicit, verify) = match tls {
+            TlsPolicy::Opportunistic => (SessionTls::Opportunistic, false, false),
+            TlsPolicy::Required { verify } => (SessionTls::Required, false, verify),
+            TlsPolicy::Implicit { verify } => (SessionTls::Required, true, verify),
+            TlsPolicy::Disabled => (SessionTls::Never, false, false),
+        };
+        let tls_config = if tls == TlsPolicy::Disabled {
+            None
+        } else {
+            self.tls_config(verify)
+        };
+        let session = Arc::new(ClientConfig {
+            helo: self.helo.clone(),
+            tls: session_tls,
+            tls_available: tls_config.is_some(),
+            implicit_tls: implicit,
+            ..ClientConfig::default()
+        });
+        let spec = ConnSpec {
+            conn,
+            addr,
+            host,
+            tls,
+            session,
+            tls_config,
+        };
+        let (tx, rx) = channel();
+        let events = self.events.clone();
+        let spool = self.spool.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("relay-{conn}"))
+            .spawn(move || session::run(&spec, &spool, &rx, &events));
+        match spawned {
+            Ok(_) => {
+                self.conns.insert(conn, tx);
+            }
+            Err(e) => self.router.handle(
+                RouterInput::ConnectResult {
+                    conn,
+                    result: Err(format!("cannot start a thread: {e}")),
+                },
+                unix_now(),
+            ),
+        }
+    }
+
+    fn send_message(&mut self, conn: ConnId, envelopes: &[EnvelopeId]) {
+        let first = envelopes.first().and_then(|id| self.jobs.get(id));
+        let delivery = first.map(|job| Delivery {
+            msgid: job.id.message_id().to_string(),
+            sender: job.sender.clone(),
+            recipients: envelopes
+                .iter()
+                .filter_map(|id| self.jobs.get(id).map(|j| (*id, j.recipient.clone())))
+                .collect(),
+        });
+        let sent = match (delivery, self.conns.get(&conn)) {
+            (Some(delivery), Some(commands)) => commands.send(Command::Send(delivery)).is_ok(),
+            _ => false,
+        };
+        if !sent {
+            let results = envelopes
+                .iter()
+                .map(|id| (*id, session::temp("relay session lost")))
+                .collect();
+            self.router
+                .handle(RouterInput::SessionOutcome { conn, results }, unix_now());
+        }
+    }
+}

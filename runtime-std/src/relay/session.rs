@@ -1,0 +1,381 @@
+//! One outbound connection: a thread that connects to an exchanger, drives the pure
+//! [`ClientSession`] over the socket (upgrading with STARTTLS when the session asks), and
+//! reports the router's inputs (connect result, per-envelope outcomes, close) back to the
+//! relay agent.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mta_core::queue::{EnvelopeId, Failure};
+use mta_core::routing::{ConnId, Input as RouterInput, TlsPolicy};
+use mta_core::scheduler::Outcome;
+use smtp_proto::client::{
+    Action, ClientConfig, ClientSession, Input, OutboundBody, OutboundMessage, OutboundRecipient,
+    RecipientResult,
+};
+use smtp_proto::params::MailParams;
+use smtp_proto::reply::{EnhancedStatus, Reply};
+use smtp_proto::types::{ForwardPath, ReversePath};
+
+use super::Event;
+use crate::spool::Spool;
+use crate::tls::TlsStream;
+
+/// How long the TCP connect and a TLS handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest message relayed (the body is held whole in memory for now).
+const MAX_BODY: u64 = 64 * 1024 * 1024;
+
+/// One message (all its envelopes on the route) to send over a connection.
+#[derive(Clone, Debug)]
+pub(crate) struct Delivery {
+    /// The queued message to read from the spool.
+    pub msgid: String,
+    /// The envelope sender, empty for `<>`.
+    pub sender: String,
+    /// Envelope id and recipient address, in RCPT order.
+    pub recipients: Vec<(EnvelopeId, String)>,
+}
+
+/// What the agent tells a connection thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Send this message once the session is idle.
+    Send(Delivery),
+    /// QUIT once idle.
+    Quit,
+}
+
+/// Where a connection goes and how it talks.
+pub(crate) struct ConnSpec {
+    /// The router's session id.
+    pub conn: ConnId,
+    /// Exchanger address and port.
+    pub addr: SocketAddr,
+    /// Exchanger name (SNI, certificate check, logs).
+    pub host: String,
+    /// TLS policy of the route.
+    pub tls: TlsPolicy,
+    /// The session settings (HELO name, TLS policy as the session sees it).
+    pub session: Arc<ClientConfig>,
+    /// The rustls configuration for STARTTLS or smtps; `None` when TLS cannot be done.
+    pub tls_config: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// The socket, plain or under TLS.
+enum Link {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+    Gone,
+}
+
+impl Link {
+    fn socket(&self) -> Option<&TcpStream> {
+        match self {
+            Link::Plain(s) => Some(s),
+            Link::Tls(t) => Some(t.get_ref()),
+            Link::Gone => None,
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.read(buf),
+            Link::Tls(t) => t.read(buf),
+            Link::Gone => Ok(0),
+        }
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Link::Plain(s) => s.write_all(bytes),
+            Link::Tls(t) => t.write_all(bytes),
+            Link::Gone => Err(io::Error::new(io::ErrorKind::NotConnected, "closed")),
+        }
+    }
+}
+
+/// Run one connection to its end; every report goes to `events`.
+pub(crate) fn run(
+    spec: &ConnSpec,
+    spool: &Spool,
+    commands: &Receiver<Command>,
+    events: &Sender<Event>,
+) {
+    let report = |input: RouterInput| {
+        let _ = events.send(Event::Router(input));
+    };
+    let link = match connect(spec) {
+        Ok(link) => link,
+        Err(e) => {
+            report(RouterInput::ConnectResult {
+                conn: spec.conn,
+                result: Err(format!("{} [{}]: {e}", spec.host, spec.addr)),
+            });
+            return;
+        }
+    };
+    report(RouterInput::ConnectResult {
+        conn: spec.conn,
+        result: Ok(()),
+    });
+    let error = drive(spec, link, spool, commands, events);
+    report(RouterInput::ConnectionClosed {
+        conn: spec.conn,
+        error,
+    });
+}
+
+fn connect(spec: &ConnSpec) -> io::Result<Link> {
+    let stream = TcpStream::connect_timeout(&spec.addr, CONNECT_TIMEOUT)?;
+    stream.set_nodelay(true)?;
+    stream.set_write_timeout(Some(CONNECT_TIMEOUT.saturating_mul(10)))?;
+    if let TlsPolicy::Implicit { .. } = spec.tls {
+        let config = spec
+            .tls_config
+            .clone()
+            .ok_or_else(|| io::Error::other("no TLS configuration for smtps"))?;
+        let tls = TlsStream::connect(stream, config, &spec.host, CONNECT_TIMEOUT)?;
+        return Ok(Link::Tls(Box::new(tls)));
+    }
+    Ok(Link::Plain(stream))
+}
+
+/// A message handed to the session, and which envelope each of its recipients is.
+struct InFlight {
+    envelopes: Vec<EnvelopeId>,
+    /// Envelopes left out of the message (their address cannot be sent), reported with it.
+    refused: Vec<(EnvelopeId, Outcome)>,
+}
+
+fn drive(
+    spec: &ConnSpec,
+    mut link: Link,
+    spool: &Spool,
+    commands: &Receiver<Command>,
+    events: &Sender<Event>,
+) -> Option<String> {
+    let mut session = ClientSession::new(Arc::clone(&spec.session), Instant::now());
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut ready = false;
+    let mut error = None;
+    let mut next_tag: u64 = 0;
+    let mut in_flight: Vec<(u64, InFlight)> = Vec::new();
+    loop {
+        while let Some(action) = session.poll_action() {
+            match action {
+                Action::Send(bytes) => {
+                    if let Err(e) = link.write_all(&bytes) {
+                        error.get_or_insert(format!("write: {e}"));
+                        session.handle(Input::PeerClosed, Instant::now());
+                    }
+                }
+                Action::StartTls => {
+                    let upgraded =
+                        match (std::mem::replace(&mut link, Link::Gone), &spec.tls_config) {
+                            (Link::Plain(stream), Some(config)) => TlsStream::connect(
+                                stream,
+                                Arc::clone(config),
+                                &spec.host,
+                                CONNECT_TIMEOUT,
+                            )
+                            .map_err(|e| e.to_string()),
+                            _ => Err("TLS is not available".to_owned()),
+                        };
+                    match upgraded {
+                        Ok(tls) => {
+                            link = Link::Tls(Box::new(tls));
+                            session.handle(Input::TlsEstablished, Instant::now());
+                        }
+                        Err(e) => {
+                            error.get_or_insert(format!("STARTTLS: {e}"));
+                            session.handle(Input::PeerClosed, Instant::now());
+                        }
+                    }
+                }
+                Action::BodyWanted { .. } => session.handle(Input::BodyEnd, Instant::now()),
+                Action::Outcome(outcome) => {
+                    let position = in_flight.iter().position(|(tag, _)| *tag == outcome.id);
+                    if let Some((_, flight)) = position.map(|p| in_flight.remove(p)) {
+                        let mut results: Vec<(EnvelopeId, Outcome)> = flight
+                            .envelopes
+                            .iter()
+                            .zip(outcome.recipients.iter())
+                            .map(|(id, result)| (*id, to_outcome(result, &spec.host)))
+                            .collect();
+                        results.extend(flight.refused);
+                        let _ = events.send(Event::Router(RouterInput::SessionOutcome {
+                            conn: spec.conn,
+                            results,
+                        }));
+                    }
+                }
+                Action::Ready => ready = true,
+                Action::SessionError(e) => {
+                    error.get_or_insert(e.reason.to_string());
+                }
+                Action::Close => {}
+            }
+        }
+        if session.is_closed() {
+            return error;
+        }
+        if ready && session.is_idle() {
+            ready = false;
+            match commands.recv() {
+                Ok(Command::Send(delivery)) => {
+                    next_tag = next_tag.wrapping_add(1);
+                    match build_message(next_tag, &delivery, spool) {
+                        Ok((message, envelopes, refused)) => {
+                            in_flight.push((next_tag, InFlight { envelopes, refused }));
+                            session.handle(Input::Message(message), Instant::now());
+                        }
+                        Err(results) => {
+                            let _ = events.send(Event::Router(RouterInput::SessionOutcome {
+                                conn: spec.conn,
+                                results,
+                            }));
+                            ready = true;
+                        }
+                    }
+                }
+                Ok(Command::Quit) | Err(_) => session.handle(Input::Quit, Instant::now()),
+            }
+            continue;
+        }
+        let now = Instant::now();
+        let wait = session
+            .poll_timeout()
+            .map(|deadline| deadline.saturating_duration_since(now))
+            .unwrap_or(Duration::from_secs(300))
+            .max(Duration::from_millis(1));
+        if let Some(socket) = link.socket() {
+            let _ = socket.set_read_timeout(Some(wait));
+        }
+        let cap = session.recv_capacity().clamp(1, buf.len());
+        let slot = buf.get_mut(..cap).unwrap_or_default();
+        match link.read(slot) {
+            Ok(0) => session.handle(Input::PeerClosed, Instant::now()),
+            Ok(n) => session.handle(
+                Input::Received(slot.get(..n).unwrap_or_default()),
+                Instant::now(),
+            ),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                session.handle_timeout(Instant::now());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                error.get_or_insert(format!("read: {e}"));
+                session.handle(Input::PeerClosed, Instant::now());
+            }
+        }
+    }
+}
+
+/// The outbound message of `delivery`: its body read from the spool with CRLF line ends,
+/// the envelopes whose recipients it carries, and the envelopes whose address cannot be
+/// written in RCPT TO (they fail for good). `Err` holds a result for every envelope when
+/// the message cannot be sent at all.
+#[allow(clippy::type_complexity)]
+fn build_message(
+    tag: u64,
+    delivery: &Delivery,
+    spool: &Spool,
+) -> Result<
+    (OutboundMessage, Vec<EnvelopeId>, Vec<(EnvelopeId, Outcome)>),
+    Vec<(EnvelopeId, Outcome)>,
+> {
+    let all_fail = |outcome: Outcome| {
+        delivery
+            .recipients
+            .iter()
+            .map(|(id, _)| (*id, outcome.clone()))
+            .collect::<Vec<_>>()
+    };
+    let sender = ReversePath::parse(Bytes::from(format!("<{}>", delivery.sender)), true)
+        .map_err(|e| all_fail(perm(&format!("sender cannot be relayed: {e}"))))?;
+    let body = read_body(spool, &delivery.msgid).map_err(|e| {
+        all_fail(temp(&format!(
+            "cannot read message {}: {e}",
+            delivery.msgid
+        )))
+    })?;
+    let mut recipients = Vec::new();
+    let mut envelopes = Vec::new();
+    let mut refused = Vec::new();
+    for (id, address) in &delivery.recipients {
+        match ForwardPath::parse(Bytes::from(format!("<{address}>")), true) {
+            Ok(path) => {
+                recipients.push(OutboundRecipient::new(path));
+                envelopes.push(*id);
+            }
+            Err(e) => refused.push((*id, perm(&format!("recipient cannot be relayed: {e}")))),
+        }
+    }
+    if recipients.is_empty() {
+        return Err(refused);
+    }
+    let message = OutboundMessage {
+        id: tag,
+        sender,
+        recipients,
+        params: MailParams::default(),
+        body: OutboundBody::Whole(body),
+    };
+    Ok((message, envelopes, refused))
+}
+
+/// The spooled message with every bare LF turned into CRLF (RFC 5321 §2.3.8).
+fn read_body(spool: &Spool, msgid: &str) -> io::Result<Bytes> {
+    let file = spool.read_message(msgid)?;
+    let mut raw = Vec::new();
+    file.take(MAX_BODY).read_to_end(&mut raw)?;
+    let mut out = Vec::with_capacity(raw.len().saturating_add(raw.len() / 32));
+    let mut after_cr = false;
+    for byte in raw {
+        if byte == b'\n' && !after_cr {
+            out.push(b'\r');
+        }
+        out.push(byte);
+        after_cr = byte == b'\r';
+    }
+    Ok(Bytes::from(out))
+}
+
+fn to_outcome(result: &RecipientResult, host: &str) -> Outcome {
+    let failure = |reply: &Reply, class: u8| Failure {
+        status: reply.status.unwrap_or(EnhancedStatus::new(class, 0, 0)),
+        text: reply.to_string().trim_end().to_owned(),
+        remote_mta: Some(host.to_owned()),
+    };
+    match result {
+        RecipientResult::Delivered(_) => Outcome::Delivered,
+        RecipientResult::TempFail(reply) => Outcome::TempFail(failure(reply, 4)),
+        RecipientResult::PermFail(reply) => Outcome::PermFail(failure(reply, 5)),
+    }
+}
+
+pub(crate) fn temp(text: &str) -> Outcome {
+    Outcome::TempFail(Failure {
+        status: EnhancedStatus::new(4, 0, 0),
+        text: text.to_owned(),
+        remote_mta: None,
+    })
+}
+
+pub(crate) fn perm(text: &str) -> Outcome {
+    Outcome::PermFail(Failure {
+        status: EnhancedStatus::new(5, 0, 0),
+        text: text.to_owned(),
+        remote_mta: None,
+    })
+}
