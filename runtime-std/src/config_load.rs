@@ -158,7 +158,9 @@ pub fn load(file: Option<&Path>, cmdline_macros: &[(String, String)]) -> Result<
 
 /// Checks what only the system can tell: that each `listen on` interface exists and each
 /// host name resolves (in the listener's family, if it has one), as OpenSMTPD's `-n` does.
-/// Returns one message per listener that fails, naming the configuration file.
+/// Returns one message per listener that fails, naming the configuration file. A listener
+/// with `auth` and no credentials table needs the system's accounts: where they cannot be
+/// checked (not root, no shadow file), it is refused here rather than failing every AUTH.
 pub fn check_listen_addresses(loaded: &Loaded) -> Vec<String> {
     use mta_core::config::{Family, ListenAddress};
     use std::net::ToSocketAddrs;
@@ -195,8 +197,29 @@ pub fn check_listen_addresses(loaded: &Loaded) -> Vec<String> {
                 loaded.file_name
             ));
         }
+        if l.auth.as_ref().is_some_and(|a| a.table.is_none()) {
+            if let Err(why) = crate::auth::system_auth_available() {
+                problems.push(format!(
+                    "{}: listen on {} port {}: auth without a credentials table: {why}",
+                    loaded.file_name,
+                    listen_address_text(&l.address),
+                    l.port
+                ));
+            }
+        }
     }
     problems
+}
+
+/// A listen address as the configuration writes it.
+fn listen_address_text(address: &mta_core::config::ListenAddress) -> String {
+    use mta_core::config::ListenAddress;
+    match address {
+        ListenAddress::Ip(ip) => ip.to_string(),
+        ListenAddress::Localhost => "localhost".to_owned(),
+        ListenAddress::Any => "any".to_owned(),
+        ListenAddress::Interface(name) | ListenAddress::Host(name) => name.clone(),
+    }
 }
 
 /// Checks that the certificate, key and CA files named by `pki` and `ca` can be read, as

@@ -14,6 +14,10 @@ use crate::config::{Config, Listener, ListenerAuth};
 use crate::rules::{SessionFacts, Source};
 use crate::time::UnixTime;
 
+/// Failed AUTH attempts a session may make; the last one is answered `421 4.7.0` and the
+/// session closes (RFC 4954 §4 lets a server limit attempts; OpenSMTPD allows few).
+pub(super) const MAX_AUTH_FAILURES: u32 = 3;
+
 /// Builds an answer from a code, an enhanced status and a text.
 pub(super) fn answer(code: u16, status: (u8, u16, u16), text: impl Into<Bytes>) -> Answer {
     let (class, subject, detail) = status;
@@ -50,6 +54,8 @@ pub(super) struct Session {
     pub(super) tls: Option<(String, String)>,
     /// Transactions started (MAIL accepted) in this session.
     pub(super) mails: u64,
+    /// AUTH attempts refused so far.
+    pub(super) auth_failures: u32,
     /// The current transaction.
     pub(super) txn: Option<Transaction>,
 }
@@ -84,6 +90,7 @@ impl Session {
             esmtp: false,
             tls,
             mails: 0,
+            auth_failures: 0,
             txn: None,
         }
     }
@@ -259,11 +266,30 @@ impl Engine {
         });
     }
 
+    /// Refuses an AUTH with `535 5.7.8`; the last allowed failure gets `421 4.7.0`, which
+    /// the runtime writes and then closes the connection.
     fn auth_failed(&mut self, sid: SessionId, req: ReqId, user: &str) {
         self.log(format!(
             "smtp-in: session {sid}: authentication user={user} result=permfail"
         ));
-        self.reply(sid, req, answer(535, (5, 7, 8), "Authentication failed"));
+        let failures = self.sessions.get_mut(&sid).map_or(0, |s| {
+            s.auth_failures = s.auth_failures.saturating_add(1);
+            s.auth_failures
+        });
+        let refusal = if failures >= MAX_AUTH_FAILURES {
+            let hostname = self.hostname_of(sid);
+            self.log(format!(
+                "smtp-in: session {sid}: too many authentication failures, closing"
+            ));
+            answer(
+                421,
+                (4, 7, 0),
+                format!("{hostname} Too many authentication failures, closing connection"),
+            )
+        } else {
+            answer(535, (5, 7, 8), "Authentication failed")
+        };
+        self.reply(sid, req, refusal);
     }
 
     /// The runtime's verdict on an AUTH password.

@@ -4,6 +4,16 @@
 //! file), then the notes the engine left in its [`Mailbox`], then waits in `poll(2)` for
 //! the socket (only while the session has room for input), the mailbox or the session's
 //! deadline.
+//!
+//! TLS (RFC 3207): on STARTTLS the `220` is flushed, then the bare socket goes to
+//! [`TlsStream::accept`] (plaintext pipelined behind STARTTLS was already discarded by
+//! the session, CVE-2011-0411); an `smtps` listener does the handshake before the banner.
+//! Decrypted bytes are invisible to `poll(2)`, so the loop reads without polling while
+//! the TLS stream holds input.
+//!
+//! AUTH (RFC 4954 §4): every refused AUTH is answered [`auth::FAILURE_DELAY`] after the
+//! command arrived, whether the user exists or not, so a guesser gets the same slow
+//! answer for both; a `421` answer from the engine (too many failures) ends the session.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -16,7 +26,9 @@ use smtp_proto::server::{Action, Answer, Input, Question, ReqId, ServerConfig, S
 
 use super::log::Log;
 use super::mailbox::{Mailbox, Note};
+use crate::auth;
 use crate::spool::{GroupCommitter, IncomingMessage, Spool};
+use crate::tls::TlsStream;
 use mta_core::engine::ReceivedCounter;
 
 /// Largest read from the socket at once.
@@ -24,6 +36,18 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// How long a write to a client may block before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The TLS side of a listener, built once when it is bound.
+#[derive(Debug)]
+pub struct ListenerTls {
+    /// The rustls configuration (certificates by SNI, client verification).
+    pub config: Arc<rustls::ServerConfig>,
+    /// `smtps`: the handshake comes first, before the banner (RFC 8314 §3.3).
+    pub implicit: bool,
+}
 
 /// What a connection thread needs from the engine: the seam between the socket loop and
 /// the decisions. The engine host implements it; tests can implement it with a script.
@@ -39,6 +63,9 @@ pub trait SessionBackend: Send + Sync {
     /// The session asked `question`; for `EndOfMessage`, `received_headers` is the number
     /// of `Received:` headers the client's message carries.
     fn question(&self, session: u64, req: ReqId, question: Question, received_headers: usize);
+    /// TLS is active on the session: `protocol` (`TLSv1.3`) and `cipher` in the words of
+    /// the `Received:` header (`TLS_AES_256_GCM_SHA384:256:NO`).
+    fn tls(&self, session: u64, protocol: String, cipher: String);
     /// The session dropped the body after a positive `DataStart`.
     fn body_aborted(&self, session: u64);
     /// The message `msgid` of this session was committed (or failed to be).
@@ -73,11 +100,12 @@ enum Receiving {
 }
 
 /// Serve one client until the session closes. Never panics on a peer's behaviour; every
-/// error ends the connection.
+/// error ends the connection. `tls` is the listener's TLS side, if it offers TLS.
 pub fn serve(
     stream: TcpStream,
     listener: usize,
     config: Arc<ServerConfig>,
+    tls: Option<Arc<ListenerTls>>,
     ctx: ConnContext,
     mailbox: Arc<Mailbox>,
 ) {
@@ -86,11 +114,27 @@ pub fn serve(
     };
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let (stream, implicit) = match &tls {
+        Some(setup) if setup.implicit => {
+            match TlsStream::accept(stream, Arc::clone(&setup.config), HANDSHAKE_TIMEOUT) {
+                Ok(tls) => (Stream::Tls(Box::new(tls)), true),
+                Err(e) => {
+                    ctx.log.info(&format!(
+                        "smtp-in: smtps from {peer}: tls handshake failed: {e}"
+                    ));
+                    return;
+                }
+            }
+        }
+        _ => (Stream::Plain(stream), false),
+    };
     let id = ctx
         .backend
         .open(peer, local, listener, Arc::clone(&mailbox));
     let mut conn = Conn {
         stream,
+        tls,
+        peer,
         session: ServerSession::new(config, Instant::now()),
         ctx: ctx.clone(),
         id,
@@ -98,17 +142,82 @@ pub fn serve(
         receiving: Receiving::None,
         counter: ReceivedCounter::default(),
         out: Vec::new(),
+        auth_asked: None,
+        held: None,
+        closing: false,
     };
+    if implicit {
+        conn.tls_active();
+    }
     conn.run();
     if let Receiving::Open(message) = std::mem::replace(&mut conn.receiving, Receiving::None) {
         let _ = message.abort();
     }
-    let _ = conn.stream.shutdown(Shutdown::Both);
+    conn.stream.close();
     ctx.backend.closed(id);
 }
 
+/// The connection's byte stream: plaintext, or TLS after STARTTLS or on `smtps`.
+enum Stream {
+    /// The bare socket.
+    Plain(TcpStream),
+    /// TLS over the socket.
+    Tls(Box<TlsStream>),
+    /// Taken away by a handshake that failed.
+    Gone,
+}
+
+impl Stream {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Plain(tcp) => tcp.write_all(bytes),
+            Stream::Tls(tls) => tls.write_all(bytes),
+            Stream::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// The socket to poll (-1, which poll(2) ignores, when gone).
+    fn raw_fd(&self) -> i32 {
+        match self {
+            Stream::Plain(tcp) => tcp.as_raw_fd(),
+            Stream::Tls(tls) => tls.get_ref().as_raw_fd(),
+            Stream::Gone => -1,
+        }
+    }
+
+    /// Input already inside the stream, which poll(2) cannot see.
+    fn has_pending_input(&self) -> bool {
+        matches!(self, Stream::Tls(tls) if tls.has_pending_input())
+    }
+
+    /// One read after poll said the socket is readable (or input is pending).
+    fn read_once(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(tcp) => tcp.read(buf),
+            Stream::Tls(tls) => tls.read_once(buf),
+            Stream::Gone => Ok(0),
+        }
+    }
+
+    /// Ends the connection: close_notify for TLS (RFC 8446 §6.1), then both directions.
+    fn close(&mut self) {
+        match self {
+            Stream::Plain(tcp) => {
+                let _ = tcp.shutdown(Shutdown::Both);
+            }
+            Stream::Tls(tls) => {
+                let _ = tls.close();
+                let _ = tls.get_ref().shutdown(Shutdown::Both);
+            }
+            Stream::Gone => {}
+        }
+    }
+}
+
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
+    tls: Option<Arc<ListenerTls>>,
+    peer: SocketAddr,
     session: ServerSession,
     ctx: ConnContext,
     id: u64,
@@ -116,6 +225,12 @@ struct Conn {
     receiving: Receiving,
     counter: ReceivedCounter,
     out: Vec<u8>,
+    /// The AUTH question in flight and when it was asked.
+    auth_asked: Option<(ReqId, Instant)>,
+    /// A refused AUTH answer waiting for its time (see the module docs).
+    held: Option<(Instant, ReqId, Answer)>,
+    /// The engine ended the session (a `421` answer): close once it is written.
+    closing: bool,
 }
 
 impl Conn {
@@ -127,6 +242,12 @@ impl Conn {
             }
             if !self.flush() {
                 self.session.handle(Input::PeerClosed, Instant::now());
+                continue;
+            }
+            if self.closing {
+                return;
+            }
+            if self.release_held() {
                 continue;
             }
             let notes = self.mailbox.take();
@@ -149,9 +270,9 @@ impl Conn {
             match action {
                 Action::Send(bytes) => self.out.extend_from_slice(&bytes),
                 Action::StartTls => {
-                    // TLS is never advertised by this runtime yet; a StartTls cannot occur.
-                    let _ = self.flush();
-                    return true;
+                    if !self.flush() || !self.start_tls() {
+                        return true;
+                    }
                 }
                 Action::Ask(req, question) => self.ask(req, question),
                 Action::Body { chunk } => self.body(&chunk),
@@ -204,6 +325,9 @@ impl Conn {
         if matches!(question, Question::DataStart { .. }) {
             self.counter = ReceivedCounter::default();
         }
+        if matches!(question, Question::Auth { .. }) {
+            self.auth_asked = Some((req, Instant::now()));
+        }
         let received = self.counter.count();
         self.ctx.backend.question(self.id, req, question, received);
     }
@@ -231,9 +355,14 @@ impl Conn {
 
     fn handle_note(&mut self, note: Note) {
         match note {
-            Note::Answer(req, answer) => self
-                .session
-                .handle(Input::Answer(req, answer), Instant::now()),
+            Note::Answer(req, answer) => match self.auth_asked {
+                Some((asked, at)) if asked == req && !answer.reply.is_positive() => {
+                    self.auth_asked = None;
+                    let due = at.checked_add(auth::FAILURE_DELAY).unwrap_or(at);
+                    self.held = Some((due, req, answer));
+                }
+                _ => self.answer(req, answer),
+            },
             Note::Open { msgid, header } => {
                 if let Receiving::Open(old) =
                     std::mem::replace(&mut self.receiving, Receiving::None)
@@ -278,6 +407,83 @@ impl Conn {
         }
     }
 
+    /// Hand an engine answer to the session; a `421` ends the session once written.
+    fn answer(&mut self, req: ReqId, answer: Answer) {
+        if answer.reply.code == 421 {
+            self.closing = true;
+        }
+        self.session
+            .handle(Input::Answer(req, answer), Instant::now());
+    }
+
+    /// Give the held AUTH refusal to the session once its time came; true when it did.
+    fn release_held(&mut self) -> bool {
+        match self.held.take() {
+            Some((due, req, answer)) if due <= Instant::now() => {
+                self.answer(req, answer);
+                true
+            }
+            other => {
+                self.held = other;
+                false
+            }
+        }
+    }
+
+    /// Runs the STARTTLS handshake on the bare socket (the `220` is written); false when
+    /// it failed and the connection must close.
+    fn start_tls(&mut self) -> bool {
+        let Some(setup) = self.tls.clone() else {
+            return false;
+        };
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return false;
+        };
+        match TlsStream::accept(tcp, Arc::clone(&setup.config), HANDSHAKE_TIMEOUT) {
+            Ok(tls) => {
+                self.stream = Stream::Tls(Box::new(tls));
+                self.tls_active();
+                true
+            }
+            Err(e) => {
+                self.ctx.log.info(&format!(
+                    "smtp-in: session {:016x}: STARTTLS from {}: tls handshake failed: {e}",
+                    self.id, self.peer
+                ));
+                false
+            }
+        }
+    }
+
+    /// TLS is up: tell the session (STARTTLS) and the engine, log what was negotiated.
+    fn tls_active(&mut self) {
+        let Stream::Tls(tls) = &self.stream else {
+            return;
+        };
+        let info = tls.info().clone();
+        self.ctx.log.info(&format!(
+            "smtp-in: session {:016x}: tls ciphers={} peer={}",
+            self.id,
+            info.ciphers_text(),
+            self.peer
+        ));
+        if self.tls.as_ref().is_some_and(|t| !t.implicit) {
+            self.session.handle(
+                Input::TlsEstablished {
+                    protocol: &info.protocol,
+                    cipher: info.openssl_cipher(),
+                },
+                Instant::now(),
+            );
+        }
+        let clause = info.received_clause();
+        let cipher = clause
+            .strip_prefix(&format!("{}:", info.protocol))
+            .unwrap_or(&clause)
+            .to_owned();
+        self.ctx.backend.tls(self.id, info.protocol.clone(), cipher);
+    }
+
     fn commit(&mut self, msgid: &str, envelopes: Vec<(String, Vec<u8>)>) -> Result<(), String> {
         match std::mem::replace(&mut self.receiving, Receiving::None) {
             Receiving::Open(mut message) if message.msgid() == msgid => {
@@ -313,7 +519,11 @@ impl Conn {
 
     fn wait_and_read(&mut self, buf: &mut [u8]) {
         let now = Instant::now();
-        let timeout_ms: i32 = match self.session.poll_timeout() {
+        let deadline = match (self.session.poll_timeout(), self.held.as_ref()) {
+            (Some(a), Some((b, _, _))) => Some(a.min(*b)),
+            (a, b) => a.or(b.map(|(due, _, _)| *due)),
+        };
+        let timeout_ms: i32 = match deadline {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(now);
                 i32::try_from(left.as_millis().saturating_add(1)).unwrap_or(i32::MAX)
@@ -321,36 +531,37 @@ impl Conn {
             None => -1,
         };
         let capacity = self.session.recv_capacity().min(buf.len());
-        let mut fds = [
-            libc::pollfd {
-                fd: self.mailbox.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.stream.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        let count: libc::nfds_t = if capacity > 0 { 2 } else { 1 };
-        // SAFETY: `fds` is a valid array of at least `count` pollfd structs we own.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout_ms) };
-        if ready < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                self.session.handle(Input::PeerClosed, Instant::now());
+        let readable = if capacity > 0 && self.stream.has_pending_input() {
+            true
+        } else {
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.mailbox.fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.stream.raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            let count: libc::nfds_t = if capacity > 0 { 2 } else { 1 };
+            // SAFETY: `fds` is a valid array of at least `count` pollfd structs we own.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout_ms) };
+            if ready < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    self.session.handle(Input::PeerClosed, Instant::now());
+                }
+                return;
             }
-            return;
-        }
-        if ready == 0 {
-            self.session.handle_timeout(Instant::now());
-            return;
-        }
-        let [_, socket] = fds;
-        if capacity > 0 && socket.revents != 0 {
+            let [_, socket] = fds;
+            ready > 0 && capacity > 0 && socket.revents != 0
+        };
+        if readable {
             let target = buf.get_mut(..capacity).unwrap_or_default();
-            match self.stream.read(target) {
+            match self.stream.read_once(target) {
                 Ok(0) => self.session.handle(Input::PeerClosed, Instant::now()),
                 Ok(n) => {
                     let data = target.get(..n).unwrap_or_default();

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mta_core::bounce::{self, BounceContext, Report};
@@ -34,6 +34,7 @@ use super::log::Log;
 use super::mailbox::{Mailbox, Note};
 use crate::delivery::user::lookup_user;
 use crate::delivery::{self, DeliveryOutcome};
+use crate::relay::{RelayAgent, RelayJob, ReportFn};
 use crate::spool::{GroupCommitter, Spool};
 
 /// Spool threads; the effects of one message always go to the same thread, in order.
@@ -94,6 +95,8 @@ pub struct EngineHost {
     log: Log,
     hostname: String,
     myself: Weak<EngineHost>,
+    /// The relay agent, started with the first relayed envelope (`None`: it could not be).
+    relay: OnceLock<Option<RelayAgent>>,
 }
 
 impl EngineHost {
@@ -134,6 +137,7 @@ impl EngineHost {
             log,
             hostname,
             myself: myself.clone(),
+            relay: OnceLock::new(),
         });
         for (n, rx) in receivers.into_iter().enumerate() {
             let weak = Arc::downgrade(&host);
@@ -183,10 +187,14 @@ impl EngineHost {
                 id,
                 answer: lookup(&question),
             }),
-            Action::CheckPassword { id, .. } => {
-                self.log
-                    .warn("smtp-in: AUTH is not supported by this runtime yet");
-                Some(Input::PasswordChecked { id, ok: false })
+            Action::CheckPassword {
+                id,
+                user,
+                hash,
+                password,
+            } => {
+                self.check_password(id, user, hash, password);
+                None
             }
             Action::Deliver(envelope) => {
                 self.deliver(envelope);
@@ -257,12 +265,7 @@ impl EngineHost {
                 }
             },
             DeliveryKind::Relay { .. } => {
-                let outcome = Outcome::TempFail(Failure {
-                    status: EnhancedStatus::new(4, 3, 0),
-                    text: "relaying is not built into smtpd-std yet".to_owned(),
-                    remote_mta: None,
-                });
-                self.feed_later(Input::DeliveryResult { id, outcome });
+                self.relay(&envelope);
                 return;
             }
         };
@@ -279,6 +282,75 @@ impl EngineHost {
                 host.feed(Input::DeliveryResult { id, outcome });
             }
         });
+    }
+
+    /// Check an AUTH password on a thread of its own: a crypt(3) hash costs milliseconds
+    /// (bcrypt far more), which must not hold the engine lock, a delivery thread or
+    /// another session. The connection thread delays a refusal (`auth::FAILURE_DELAY`).
+    fn check_password(
+        &self,
+        id: mta_core::engine::LookupId,
+        user: String,
+        hash: Option<String>,
+        password: bytes::Bytes,
+    ) {
+        let myself = self.myself.clone();
+        let spawned = std::thread::Builder::new()
+            .name("auth".to_owned())
+            .spawn(move || {
+                let ok = crate::auth::check(&user, hash.as_deref(), &password);
+                if let Some(host) = myself.upgrade() {
+                    host.feed(Input::PasswordChecked { id, ok });
+                }
+            });
+        if let Err(e) = spawned {
+            self.log
+                .warn(&format!("smtp-in: cannot check a password: {e}"));
+            self.feed_later(Input::PasswordChecked { id, ok: false });
+        }
+    }
+
+    /// Hand a relayed envelope to the relay agent (started at the first one); its result
+    /// comes back as an input.
+    fn relay(&self, envelope: &Envelope) {
+        let id = envelope.id;
+        let Some(config) = self.core.lock().ok().map(|c| Arc::clone(c.engine.config())) else {
+            return;
+        };
+        let agent = self.relay.get_or_init(|| {
+            let myself = self.myself.clone();
+            let report: ReportFn = Arc::new(move |id, outcome| {
+                if let Some(host) = myself.upgrade() {
+                    host.feed(Input::DeliveryResult { id, outcome });
+                }
+            });
+            let started = RelayAgent::start(
+                &config,
+                &self.hostname,
+                self.spool.clone(),
+                self.log.clone(),
+                report,
+            );
+            started
+                .map_err(|e| {
+                    self.log
+                        .warn(&format!("smtp-out: cannot start relaying: {e}"))
+                })
+                .ok()
+        });
+        let job = RelayJob::for_envelope(envelope, &config, &self.hostname);
+        match (agent, job) {
+            (Some(agent), Ok(job)) => agent.submit(job),
+            (_, Err(outcome)) => self.feed_later(Input::DeliveryResult { id, outcome }),
+            (None, Ok(_)) => {
+                let outcome = Outcome::TempFail(Failure {
+                    status: EnhancedStatus::new(4, 3, 0),
+                    text: "relaying could not be started".to_owned(),
+                    remote_mta: None,
+                });
+                self.feed_later(Input::DeliveryResult { id, outcome });
+            }
+        }
     }
 
     /// Feed an input from a pool thread, never from inside the current drain.
@@ -491,6 +563,14 @@ impl SessionBackend for EngineHost {
             },
         };
         self.feed(input);
+    }
+
+    fn tls(&self, session: u64, protocol: String, cipher: String) {
+        self.feed(Input::SessionTls {
+            session: SessionId(session),
+            protocol,
+            cipher,
+        });
     }
 
     fn body_aborted(&self, session: u64) {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mta_core::config::{Config, Family, ListenAddress, Listener};
 use smtp_proto::server::ServerConfig;
 
-use super::conn::{serve, ConnContext};
+use super::conn::{serve, ConnContext, ListenerTls};
 use super::mailbox::{Mailbox, Note};
 use super::signals::StopSignal;
 
@@ -25,6 +25,8 @@ pub struct Bound {
     pub index: usize,
     /// The configuration of sessions accepted on it.
     pub session_config: Arc<ServerConfig>,
+    /// Its TLS side, when the line says `tls`, `tls-require` or `smtps`.
+    pub tls: Option<Arc<ListenerTls>>,
 }
 
 /// The addresses a `listen on` line designates, with its port.
@@ -108,12 +110,14 @@ fn interface_addresses(name: &str) -> io::Result<Vec<IpAddr>> {
 }
 
 /// Bind every listener of `config`; `session_config` gives each line's session settings.
+/// The TLS configuration of a line is built here, once (certificates are read now).
 /// An IPv6 address that the host cannot bind (no IPv6) is skipped when other addresses
 /// of the same line bound.
 ///
 /// # Errors
 ///
-/// When a line binds no address at all (port in use, permission, no address).
+/// When a line binds no address at all (port in use, permission, no address), or its
+/// TLS configuration cannot be built (a pki file missing or not matching).
 pub fn bind_all(
     config: &Config,
     session_config: impl Fn(&Listener) -> ServerConfig,
@@ -121,6 +125,14 @@ pub fn bind_all(
     let mut bound = Vec::new();
     for (index, line) in config.listeners.iter().enumerate() {
         let shared = Arc::new(session_config(line));
+        let tls = crate::tls::ServerTls::from_config(config, line)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("tls: {e}")))?
+            .map(|server| {
+                Arc::new(ListenerTls {
+                    config: server,
+                    implicit: line.tls == mta_core::config::ListenerTls::Smtps,
+                })
+            });
         let mut last_error = None;
         let mut any = false;
         for addr in addresses(line)? {
@@ -131,6 +143,7 @@ pub fn bind_all(
                         socket,
                         index,
                         session_config: Arc::clone(&shared),
+                        tls: tls.clone(),
                     });
                     any = true;
                 }
@@ -272,13 +285,14 @@ pub fn accept_loop(
                 }
                 let ctx = ctx.clone();
                 let config = Arc::clone(&b.session_config);
+                let tls = b.tls.clone();
                 let index = b.index;
                 let conns = Arc::clone(connections);
                 let spawned = std::thread::Builder::new()
                     .name(format!("smtp-in-{id}"))
                     .stack_size(256 * 1024)
                     .spawn(move || {
-                        serve(stream, index, config, ctx, mailbox);
+                        serve(stream, index, config, tls, ctx, mailbox);
                         if let Ok(mut live) = conns.live.lock() {
                             live.remove(&id);
                         }

@@ -33,7 +33,7 @@ pub use serve::{run, serve_command};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mta_core::config::{Config, Listener};
+use mta_core::config::{Config, Listener, ListenerTls};
 use smtp_proto::server::ServerConfig;
 
 /// The default `smtp max-message-size`: 35 MB, as OpenSMTPD.
@@ -99,8 +99,11 @@ pub fn hostname() -> String {
 }
 
 /// The session configuration of one `listen on` line: its `hostname` (or the host's),
-/// the `smtp` limits of the configuration, DSN unless `no-dsn`. TLS and AUTH are not
-/// offered by this runtime yet.
+/// the `smtp` limits of the configuration, DSN unless `no-dsn`; STARTTLS with `tls` or
+/// `tls-require` (RFC 3207, MAIL refused before it with the latter); AUTH PLAIN and LOGIN
+/// with `auth` or `auth-optional`, only over TLS (RFC 4954 §4: plaintext passwords are
+/// never asked for; on `smtps` the whole connection is TLS), MAIL refused before it with
+/// `auth`.
 pub fn session_config(config: &Config, listener: &Listener, host: &str) -> ServerConfig {
     let mut session = ServerConfig {
         hostname: listener.hostname.clone().unwrap_or_else(|| host.to_owned()),
@@ -116,5 +119,18 @@ pub fn session_config(config: &Config, listener: &Listener, host: &str) -> Serve
         session.limits.transactions = usize::try_from(n).unwrap_or(usize::MAX);
     }
     session.extensions.dsn = !listener.no_dsn;
+    match listener.tls {
+        ListenerTls::None | ListenerTls::Smtps => {}
+        ListenerTls::StartTls => session.tls_available = true,
+        ListenerTls::TlsRequire { .. } => {
+            session.tls_available = true;
+            session.tls_required = true;
+        }
+    }
+    if let Some(auth) = &listener.auth {
+        session.auth = true;
+        session.auth_plaintext = listener.tls == ListenerTls::Smtps;
+        session.auth_required = !auth.optional;
+    }
     session
 }

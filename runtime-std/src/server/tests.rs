@@ -49,6 +49,8 @@ impl SessionBackend for Yes {
         mailbox.push(Note::Answer(req, Answer::from(reply)));
     }
 
+    fn tls(&self, _: u64, _: String, _: String) {}
+
     fn body_aborted(&self, _: u64) {}
 
     fn committed(&self, _: u64, msgid: &str, result: Result<(), String>) {
@@ -89,6 +91,7 @@ fn start(tag: &str, max_connections: usize, min_free_bytes: u64) -> Server {
         socket,
         index: 0,
         session_config: Arc::new(ServerConfig::default()),
+        tls: None,
     }];
     let (signal, stop) = StopSignal::manual().expect("pipe");
     let thread = std::thread::spawn(move || {
