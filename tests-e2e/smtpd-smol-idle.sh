@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# smtpd (the smol runtime) with 2,000 idle connections: every one gets its greeting, then
+# a new client still sends a message promptly (the issue's functional bound is one
+# second; the check allows 5 s so a loaded machine does not fail it) and the message is
+# delivered. Prints the daemon's resident memory per idle connection (VmRSS before and
+# after opening them), for the record; nothing is asserted on memory.
+#
+# SMTPD: the binary to test (default: built here, release profile, into
+# ${CARGO_TARGET_DIR:-target}). IDLE: how many idle connections (default 2000).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "${SMTPD:-}" ]; then
+    (cd "$ROOT" && cargo build -q --release -p runtime-smol --bin smtpd)
+    target=${CARGO_TARGET_DIR:-target}
+    case "$target" in /*) ;; *) target="$ROOT/$target" ;; esac
+    SMTPD="$target/release/smtpd"
+fi
+SMTPD_STD="$SMTPD"
+. "$ROOT/tests-e2e/lib/server.bash"
+. "$ROOT/tests-e2e/lib/config.bash"
+IDLE=${IDLE:-2000}
+# Both sides hold a descriptor per connection (the daemon two: socket and eventfd).
+ulimit -n "$(ulimit -Hn)"
+[ "$(ulimit -n)" -ge $((IDLE * 2 + 100)) ] || { echo "ulimit -n too low for $IDLE" >&2; exit 1; }
+
+build_server
+make_test_dir
+PORT=$(free_port)
+write_config "$TEST_DIR/smtpd.conf"
+start_server "$TEST_DIR/smtpd.conf"
+
+python3 - "$PORT" "$SERVER_PID" "$IDLE" "$TEST_DIR/mail" "$E2E_LIB" <<'PY' || fail "idle connections"
+import selectors, smtplib, socket, sys, time
+port, pid, idle, mail, lib = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+sys.path.insert(0, lib)
+import smtp_e2e
+
+def rss_kib():
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise SystemExit("no VmRSS")
+
+def send(subject):
+    start = time.monotonic()
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+        s.sendmail("sender@example.org", ["idle@example.org"],
+                   f"Subject: {subject}\r\n\r\nbody\r\n".encode())
+    return time.monotonic() - start
+
+# A first message so that the daemon's threads and allocator are warm before measuring.
+send("warm-up")
+smtp_e2e.wait_files(mail, "idle@example.org", 1)
+time.sleep(0.5)
+before = rss_kib()
+
+socks = []
+for _ in range(idle):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    socks.append(s)
+sel = selectors.DefaultSelector()
+for s in socks:
+    sel.register(s, selectors.EVENT_READ)
+pending = len(socks)
+greeted = {}
+deadline = time.monotonic() + 60
+while pending and time.monotonic() < deadline:
+    for key, _ in sel.select(1.0):
+        s = key.fileobj
+        data = greeted.get(s, b"") + s.recv(512)
+        greeted[s] = data
+        if b"\r\n" in data or not data:
+            sel.unregister(s)
+            pending -= 1
+            if not data.startswith(b"220"):
+                raise SystemExit(f"unexpected greeting {data!r}")
+if pending:
+    raise SystemExit(f"{pending} of {idle} connections got no greeting")
+time.sleep(0.5)
+after = rss_kib()
+print(f"ok: {idle} idle connections greeted")
+
+elapsed = send("while idle")
+smtp_e2e.wait_files(mail, "idle@example.org", 2)
+print(f"ok: a message sent in {elapsed:.3f} s beside {idle} idle connections")
+if elapsed >= 5.0:
+    raise SystemExit(f"sending took {elapsed:.3f} s (bound 1 s, allowed 5 s)")
+per = (after - before) / idle
+print(f"rss: {before} KiB before, {after} KiB with {idle} idle connections: "
+      f"{per:.1f} KiB per idle connection")
+for s in socks:
+    s.close()
+PY
+stop_server
+echo "smtpd-smol-idle: all passed"
