@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Helpers of the relay end-to-end test: an SMTP sink (aiosmtpd, run with the system
+python3 that has it) that writes each message it accepts to a directory and refuses
+recipients whose local part starts with "refuse"; a sender; checks of what arrived.
+
+Subcommands:
+  sink HOST PORT DIR          serve until killed; DIR/<n>.eml is the message as received,
+                              DIR/<n>.env its envelope ("from" line, one "to" line each)
+  send PORT FROM TO[,TO..] N  send N messages through smtpd-std on 127.0.0.1:PORT; the
+                              body of message i is body(i), so checks can rebuild it
+  wait-count DIR N SECONDS    wait until DIR holds N messages
+  check-exact DIR FROM TO     every message in DIR is some body(i) after the Received:
+                              header, from FROM and to TO
+  wait-dns PORT               wait until a DNS server answers on 127.0.0.1:PORT
+"""
+
+import glob
+import os
+import smtplib
+import socket
+import sys
+import time
+
+
+def body(i):
+    """Message i: CRLF lines, a dot-started line, an 8-bit-free body."""
+    return (
+        "From: sender@origin.test\r\n"
+        f"Subject: relay test {i}\r\n"
+        f"Message-ID: <relay-{i}@origin.test>\r\n"
+        "\r\n"
+        f"line one of message {i}\r\n"
+        ".a line starting with a dot\r\n"
+        "last line\r\n"
+    ).encode()
+
+
+def sink(host, port, directory):
+    import asyncio
+    from aiosmtpd.controller import Controller
+
+    os.makedirs(directory, exist_ok=True)
+    counter = [0]
+
+    class Handler:
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            if address.lower().startswith("refuse"):
+                return "550 5.1.1 <%s>: no such user" % address
+            envelope.rcpt_tos.append(address)
+            return "250 2.1.5 ok"
+
+        async def handle_DATA(self, server, session, envelope):
+            counter[0] += 1
+            name = os.path.join(directory, "%06d" % counter[0])
+            with open(name + ".tmp", "wb") as f:
+                f.write(envelope.original_content)
+            with open(name + ".env", "w") as f:
+                f.write("from %s\n" % envelope.mail_from)
+                for rcpt in envelope.rcpt_tos:
+                    f.write("to %s\n" % rcpt)
+            os.rename(name + ".tmp", name + ".eml")
+            return "250 2.0.0 queued as %d" % counter[0]
+
+    controller = Controller(Handler(), hostname=host, port=int(port), ready_timeout=10)
+    controller.start()
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        controller.stop()
+
+
+def send(port, sender, recipients, count):
+    with smtplib.SMTP("127.0.0.1", int(port), timeout=30) as smtp:
+        for i in range(int(count)):
+            refused = smtp.sendmail(sender, recipients.split(","), body(i))
+            if refused:
+                print("refused at submission: %r" % refused, file=sys.stderr)
+                return 1
+    return 0
+
+
+def messages(directory):
+    return sorted(glob.glob(os.path.join(directory, "*.eml")))
+
+
+def wait_count(directory, count, seconds):
+    deadline = time.time() + float(seconds)
+    while time.time() < deadline:
+        if len(messages(directory)) >= int(count):
+            return 0
+        time.sleep(0.1)
+    print("%s: %d messages, wanted %s" % (directory, len(messages(directory)), count),
+          file=sys.stderr)
+    return 1
+
+
+def check_exact(directory, sender, recipient):
+    files = messages(directory)
+    if not files:
+        print("no message in %s" % directory, file=sys.stderr)
+        return 1
+    expected = {body(i) for i in range(len(files) + 100)}
+    for name in files:
+        data = open(name, "rb").read()
+        if not data.startswith(b"Received: "):
+            print("%s: no Received: header first" % name, file=sys.stderr)
+            return 1
+        # Drop the Received: header (its folded continuation lines too).
+        lines = data.split(b"\r\n")
+        rest = 1
+        while rest < len(lines) and lines[rest][:1] in (b" ", b"\t"):
+            rest += 1
+        remainder = b"\r\n".join(lines[rest:])
+        if remainder not in expected:
+            print("%s: body differs:\n%r" % (name, remainder), file=sys.stderr)
+            return 1
+        env = open(name[:-4] + ".env").read().split("\n")
+        if env[0] != "from " + sender or ("to " + recipient) not in env:
+            print("%s: envelope %r" % (name, env), file=sys.stderr)
+            return 1
+    return 0
+
+
+def wait_dns(port, seconds=10.0):
+    """Wait until a DNS server answers on 127.0.0.1:PORT (a query for the root SOA)."""
+    query = bytes.fromhex("12340100000100000000000000060001")
+    deadline = time.time() + float(seconds)
+    while time.time() < deadline:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(0.3)
+        try:
+            s.sendto(query, ("127.0.0.1", int(port)))
+            s.recv(512)
+            return 0
+        except OSError:
+            time.sleep(0.1)
+        finally:
+            s.close()
+    return 1
+
+
+def main():
+    command, args = sys.argv[1], sys.argv[2:]
+    if command == "sink":
+        sink(*args)
+        return 0
+    if command == "send":
+        return send(*args)
+    if command == "wait-count":
+        return wait_count(*args)
+    if command == "check-exact":
+        return check_exact(*args)
+    if command == "wait-dns":
+        return wait_dns(*args)
+    print("unknown command %s" % command, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
