@@ -186,3 +186,30 @@ fn a_full_disk_refuses_mail_with_452() {
     server.thread.join().expect("accept loop ends");
     let _ = std::fs::remove_dir_all(&server.dir);
 }
+
+#[test]
+fn listeners_offer_starttls_and_auth_only_as_configured() {
+    let text = "pki host1 cert \"/c\"\npki host1 key \"/k\"\ntable creds { alice = \"$6$x$y\" }\n\
+        listen on 127.0.0.1 port 25 tls pki host1 auth <creds>\n\
+        listen on 127.0.0.1 port 26 tls-require pki host1 auth-optional <creds>\n\
+        listen on 127.0.0.1 port 465 smtps pki host1 auth <creds>\n\
+        listen on 127.0.0.1 port 27\n\
+        action \"a\" maildir\nmatch from any for any action \"a\"\n";
+    let config = mta_core::config::parse(text, "test.conf", &[], &mut |_| Err("none".into()))
+        .expect("parses");
+    let session = |n: usize| super::session_config(&config, &config.listeners[n], "mx");
+    let starttls = session(0);
+    assert!(starttls.tls_available && !starttls.tls_required);
+    assert!(starttls.auth && starttls.auth_required && !starttls.auth_plaintext);
+    let required = session(1);
+    assert!(required.tls_available && required.tls_required);
+    assert!(required.auth && !required.auth_required);
+    let smtps = session(2);
+    assert!(!smtps.tls_available, "no STARTTLS inside implicit TLS");
+    assert!(
+        smtps.auth && smtps.auth_plaintext,
+        "smtps is TLS from the first byte"
+    );
+    let plain = session(3);
+    assert!(!plain.tls_available && !plain.auth && !plain.auth_required);
+}
