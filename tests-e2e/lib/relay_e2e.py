@@ -124,7 +124,7 @@ def check_exact(directory, sender, recipient):
 
 def wait_dns(port, seconds=10.0):
     """Wait until a DNS server answers on 127.0.0.1:PORT (a query for the root SOA)."""
-    query = bytes.fromhex("12340100000100000000000000060001")
+    query = bytes.fromhex("1234010000010000000000000000060001")
     deadline = time.time() + float(seconds)
     while time.time() < deadline:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
