@@ -120,7 +120,8 @@ pub fn serve(
                 Ok(tls) => (Stream::Tls(Box::new(tls)), true),
                 Err(e) => {
                     ctx.log.info(&format!(
-                        "smtp-in: smtps from {peer}: tls handshake failed: {e}"
+                        "smtp-in: smtps from {peer}: tls handshake failed: {}",
+                        handshake_reason(&e)
                     ));
                     return;
                 }
@@ -155,6 +156,13 @@ pub fn serve(
     }
     conn.stream.close();
     ctx.backend.closed(id);
+}
+
+/// Why a handshake failed, without the prefix the TLS stream may already have put.
+fn handshake_reason(error: &io::Error) -> String {
+    let text = error.to_string();
+    text.strip_prefix("tls handshake failed: ")
+        .map_or_else(|| text.clone(), str::to_owned)
 }
 
 /// The connection's byte stream: plaintext, or TLS after STARTTLS or on `smtps`.
@@ -447,8 +455,10 @@ impl Conn {
             }
             Err(e) => {
                 self.ctx.log.info(&format!(
-                    "smtp-in: session {:016x}: STARTTLS from {}: tls handshake failed: {e}",
-                    self.id, self.peer
+                    "smtp-in: session {:016x}: STARTTLS from {}: tls handshake failed: {}",
+                    self.id,
+                    self.peer,
+                    handshake_reason(&e)
                 ));
                 false
             }
