@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mta_core::config::{Config, DeliveryMethod};
-use mta_core::queue::{DeliveryKind, Envelope, EnvelopeId};
+use mta_core::queue::{DeliveryKind, DsnParams, Envelope, EnvelopeId};
 use mta_core::routing::{
     route_for, Action, ConnId, Input as RouterInput, MxAction, MxInput, MxResolver,
     MxResolverConfig, RouteKey, Router, RouterConfig, TlsPolicy,
@@ -54,6 +54,8 @@ pub struct RelayJob {
     pub sender: String,
     /// The recipient address.
     pub recipient: String,
+    /// NOTIFY, ORCPT, RET and ENVID to pass on (RFC 3461 §4).
+    pub dsn: DsnParams,
 }
 
 impl RelayJob {
@@ -86,6 +88,7 @@ impl RelayJob {
             route: route_for(options, domain, hostname),
             sender: envelope.sender.clone().unwrap_or_default(),
             recipient: envelope.recipient.clone(),
+            dsn: envelope.dsn.clone(),
         })
     }
 }
@@ -367,7 +370,10 @@ impl Agent {
             sender: job.sender.clone(),
             recipients: envelopes
                 .iter()
-                .filter_map(|id| self.jobs.get(id).map(|j| (*id, j.recipient.clone())))
+                .filter_map(|id| {
+                    let job = self.jobs.get(id)?;
+                    Some((*id, job.recipient.clone(), job.dsn.clone()))
+                })
                 .collect(),
         });
         let sent = match (delivery, self.conns.get(&conn)) {

@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mta_core::queue::{EnvelopeId, Failure};
+use mta_core::queue::{DsnParams, EnvelopeId, Failure, Ret};
 use mta_core::routing::{ConnId, Input as RouterInput, TlsPolicy};
 use mta_core::scheduler::Outcome;
 use smtp_proto::client::{
     Action, ClientConfig, ClientSession, Input, OutboundBody, OutboundMessage, OutboundRecipient,
     RecipientResult,
 };
-use smtp_proto::params::MailParams;
+use smtp_proto::params::{self, MailParams, Notify, OriginalRecipient, RcptParams};
 use smtp_proto::reply::{EnhancedStatus, Reply};
 use smtp_proto::types::{ForwardPath, ReversePath};
 
@@ -37,8 +37,9 @@ pub(crate) struct Delivery {
     pub msgid: String,
     /// The envelope sender, empty for `<>`.
     pub sender: String,
-    /// Envelope id and recipient address, in RCPT order.
-    pub recipients: Vec<(EnvelopeId, String)>,
+    /// Envelope id, recipient address and its DSN parameters, in RCPT order (`RET=`
+    /// and `ENVID=` are the message's: those of the first).
+    pub recipients: Vec<(EnvelopeId, String, DsnParams)>,
 }
 
 /// What the agent tells a connection thread.
@@ -298,7 +299,7 @@ fn build_message(
         delivery
             .recipients
             .iter()
-            .map(|(id, _)| (*id, outcome.clone()))
+            .map(|(id, _, _)| (*id, outcome.clone()))
             .collect::<Vec<_>>()
     };
     let sender = ReversePath::parse(Bytes::from(format!("<{}>", delivery.sender)), true)
@@ -312,10 +313,13 @@ fn build_message(
     let mut recipients = Vec::new();
     let mut envelopes = Vec::new();
     let mut refused = Vec::new();
-    for (id, address) in &delivery.recipients {
+    for (id, address, dsn) in &delivery.recipients {
         match ForwardPath::parse(Bytes::from(format!("<{address}>")), true) {
             Ok(path) => {
-                recipients.push(OutboundRecipient::new(path));
+                recipients.push(OutboundRecipient {
+                    path,
+                    params: rcpt_params(dsn),
+                });
                 envelopes.push(*id);
             }
             Err(e) => refused.push((*id, perm(&format!("recipient cannot be relayed: {e}")))),
@@ -328,10 +332,42 @@ fn build_message(
         id: tag,
         sender,
         recipients,
-        params: MailParams::default(),
+        params: mail_params(delivery.recipients.first().map(|(_, _, dsn)| dsn)),
         body: OutboundBody::Whole(body),
     };
     Ok((message, envelopes, refused))
+}
+
+/// `RET=` and `ENVID=` passed on (RFC 3461 §4.3, §4.4: a relay keeps them); the session
+/// drops them when the server does not advertise DSN.
+fn mail_params(dsn: Option<&DsnParams>) -> MailParams {
+    MailParams {
+        ret: dsn.and_then(|d| d.ret).map(|ret| match ret {
+            Ret::Full => params::Ret::Full,
+            Ret::Headers => params::Ret::Headers,
+        }),
+        envid: dsn.and_then(|d| d.envid.clone()).map(Bytes::from),
+        ..MailParams::default()
+    }
+}
+
+/// `NOTIFY=` and `ORCPT=` passed on (RFC 3461 §4.1, §4.2).
+fn rcpt_params(dsn: &DsnParams) -> RcptParams {
+    RcptParams {
+        notify: dsn.notify.map(|n| Notify {
+            never: !n.success && !n.failure && !n.delay,
+            success: n.success,
+            failure: n.failure,
+            delay: n.delay,
+        }),
+        orcpt: dsn.orcpt.as_deref().and_then(|orcpt| {
+            let (addr_type, addr) = orcpt.split_once(';')?;
+            Some(OriginalRecipient {
+                addr_type: Bytes::from(addr_type.to_owned()),
+                addr: Bytes::from(addr.to_owned()),
+            })
+        }),
+    }
 }
 
 /// The spooled message with every bare LF turned into CRLF (RFC 5321 §2.3.8).

@@ -1,0 +1,263 @@
+//! The relay agent against a scripted SMTP server on loopback: envelopes of one message
+//! leave over one session with their DSN parameters, the body as spooled (LF made CRLF,
+//! dot-stuffed), a 550 fails its recipient only, a refused connection fails temporarily.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mta_core::config::Config;
+use mta_core::queue::{
+    DeliveryKind, DsnParams, Envelope, EnvelopeFlags, EnvelopeId, EnvelopeState, Notify,
+};
+use mta_core::routing::Destination;
+use mta_core::scheduler::Outcome;
+use mta_core::time::UnixTime;
+use runtime_std::relay::{RelayAgent, RelayJob, ReportFn};
+use runtime_std::server::log::Log;
+use runtime_std::spool::Spool;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "relay-agent-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn config(port: u16) -> Config {
+    let text = format!(
+        "action \"out\" relay host smtp://127.0.0.1:{port}\nmatch from any for any action \"out\"\n"
+    );
+    mta_core::config::parse(&text, "relay.conf", &[], &mut |_| Err("no files".into())).unwrap()
+}
+
+fn envelope(id: u64, recipient: &str, dsn: DsnParams) -> Envelope {
+    Envelope {
+        id: EnvelopeId::new(id).unwrap(),
+        sender: Some("sender@origin.test".into()),
+        original_recipient: recipient.into(),
+        recipient: recipient.into(),
+        delivery: DeliveryKind::Relay {
+            action: "out".into(),
+        },
+        dsn,
+        created: UnixTime::from_secs(1_800_000_000),
+        expires: UnixTime::from_secs(1_800_400_000),
+        tries: 0,
+        last_try: None,
+        last_error: None,
+        warnings_sent: 0,
+        state: EnvelopeState::Pending,
+        flags: EnvelopeFlags::default(),
+        listener: String::new(),
+        helo: String::new(),
+        source: String::new(),
+    }
+}
+
+/// A spool holding one message with `body` under the message id of `id`.
+fn spool_with(dir: &std::path::Path, id: u64, body: &[u8]) -> Spool {
+    let (spool, _) = Spool::open(dir.join("queue")).unwrap();
+    let id = EnvelopeId::new(id).unwrap();
+    let msgid = id.message_id().to_string();
+    let mut incoming = spool.create_incoming(&msgid).unwrap();
+    incoming.write_chunk(body).unwrap();
+    incoming.add_envelope(&id.to_string(), b"x").unwrap();
+    incoming.commit().unwrap();
+    spool
+}
+
+fn start(config: &Config, spool: Spool) -> (RelayAgent, Receiver<(EnvelopeId, Outcome)>) {
+    let (tx, rx) = channel();
+    let tx = Mutex::new(tx);
+    let report: ReportFn = Arc::new(move |id, outcome| {
+        let _ = tx.lock().unwrap().send((id, outcome));
+    });
+    let agent = RelayAgent::start(config, "relay.test", spool, Log::quiet(), report).unwrap();
+    (agent, rx)
+}
+
+/// What the scripted server saw: command lines and message bodies.
+#[derive(Default)]
+struct Seen {
+    commands: Vec<String>,
+    bodies: Vec<Vec<u8>>,
+    sessions: usize,
+}
+
+/// A minimal ESMTP server advertising DSN, refusing recipients named `refuse*`.
+fn scripted_server() -> (u16, Arc<Mutex<Seen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let shared = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = Arc::clone(&shared);
+            std::thread::spawn(move || serve(stream, &seen));
+        }
+    });
+    (port, seen)
+}
+
+fn serve(stream: TcpStream, seen: &Mutex<Seen>) {
+    seen.lock().unwrap().sessions += 1;
+    let mut out = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    out.write_all(b"220 scripted ESMTP\r\n").unwrap();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let command = line.trim_end().to_owned();
+        seen.lock().unwrap().commands.push(command.clone());
+        let upper = command.to_ascii_uppercase();
+        let reply: &[u8] = if upper.starts_with("EHLO") {
+            b"250-scripted\r\n250-DSN\r\n250 8BITMIME\r\n"
+        } else if upper.starts_with("RCPT TO:<REFUSE") {
+            b"550 5.1.1 no such user\r\n"
+        } else if upper.starts_with("DATA") {
+            out.write_all(b"354 go ahead\r\n").unwrap();
+            let mut body = Vec::new();
+            loop {
+                let mut data = Vec::new();
+                if reader.read_until(b'\n', &mut data).unwrap_or(0) == 0 {
+                    return;
+                }
+                if data == b".\r\n" {
+                    break;
+                }
+                body.extend_from_slice(&data);
+            }
+            seen.lock().unwrap().bodies.push(body);
+            b"250 2.0.0 queued\r\n"
+        } else if upper.starts_with("QUIT") {
+            let _ = out.write_all(b"221 2.0.0 bye\r\n");
+            return;
+        } else {
+            b"250 2.0.0 ok\r\n"
+        };
+        out.write_all(reply).unwrap();
+    }
+}
+
+fn results(rx: &Receiver<(EnvelopeId, Outcome)>, count: usize) -> Vec<(EnvelopeId, Outcome)> {
+    let mut all: Vec<_> = (0..count)
+        .map(|_| rx.recv_timeout(Duration::from_secs(20)).expect("a result"))
+        .collect();
+    all.sort_by_key(|(id, _)| *id);
+    all
+}
+
+#[test]
+fn one_message_two_recipients_one_refused() {
+    let dir = temp_dir("send");
+    let (port, seen) = scripted_server();
+    let config = config(port);
+    let body = b"Subject: hi\n\nfirst line\n.dot line\nlast\n";
+    let spool = spool_with(&dir, 0x1111_2222_0000_0001, body);
+    let (agent, rx) = start(&config, spool);
+    let dsn = DsnParams {
+        notify: Some(Notify {
+            success: false,
+            failure: true,
+            delay: false,
+        }),
+        orcpt: Some("rfc822;ok@dest.test".into()),
+        ret: None,
+        envid: None,
+    };
+    for (id, rcpt) in [
+        (0x1111_2222_0000_0001, "ok@dest.test"),
+        (0x1111_2222_0000_0002, "refuse@dest.test"),
+    ] {
+        let job = RelayJob::for_envelope(&envelope(id, rcpt, dsn.clone()), &config, "relay.test")
+            .unwrap();
+        agent.submit(job);
+    }
+    let got = results(&rx, 2);
+    assert_eq!(got[0].1, Outcome::Delivered);
+    match &got[1].1 {
+        Outcome::PermFail(failure) => {
+            assert!(failure.text.contains("550"), "{failure:?}");
+            assert_eq!(failure.remote_mta.as_deref(), Some("127.0.0.1"));
+        }
+        other => panic!("refused recipient: {other:?}"),
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.bodies.len(), 1, "one message for both envelopes");
+    assert_eq!(
+        seen.bodies[0],
+        b"Subject: hi\r\n\r\nfirst line\r\n..dot line\r\nlast\r\n".to_vec()
+    );
+    assert!(
+        seen.commands
+            .iter()
+            .any(|c| c.starts_with("EHLO relay.test")),
+        "{:?}",
+        seen.commands
+    );
+    assert!(
+        seen.commands
+            .iter()
+            .any(|c| c.starts_with("RCPT TO:<ok@dest.test>")
+                && c.contains("NOTIFY=FAILURE")
+                && c.contains("ORCPT=rfc822;ok@dest.test")),
+        "{:?}",
+        seen.commands
+    );
+    assert!(seen
+        .commands
+        .iter()
+        .any(|c| c.starts_with("MAIL FROM:<sender@origin.test>")));
+}
+
+#[test]
+fn refused_connection_fails_temporarily() {
+    let dir = temp_dir("refused");
+    let port = {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let config = config(port);
+    let spool = spool_with(&dir, 0x3333_4444_0000_0001, b"Subject: x\n\nbody\n");
+    let (agent, rx) = start(&config, spool);
+    let env = envelope(0x3333_4444_0000_0001, "a@dest.test", DsnParams::default());
+    agent.submit(RelayJob::for_envelope(&env, &config, "relay.test").unwrap());
+    let got = results(&rx, 1);
+    assert!(matches!(got[0].1, Outcome::TempFail(_)), "{:?}", got[0].1);
+}
+
+#[test]
+fn job_route_comes_from_the_action() {
+    let config = config(2525);
+    let env = envelope(0x5555_6666_0000_0001, "a@dest.test", DsnParams::default());
+    let job = RelayJob::for_envelope(&env, &config, "relay.test").unwrap();
+    assert_eq!(
+        job.route.destination,
+        Destination::Relay {
+            host: "127.0.0.1".into(),
+            port: 2525
+        }
+    );
+    let mut gone = env.clone();
+    gone.delivery = DeliveryKind::Relay {
+        action: "removed".into(),
+    };
+    assert!(matches!(
+        RelayJob::for_envelope(&gone, &config, "relay.test"),
+        Err(Outcome::TempFail(_))
+    ));
+}
