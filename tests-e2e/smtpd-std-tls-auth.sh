@@ -4,7 +4,7 @@
 # - `tls ... auth <creds>`: STARTTLS offered, AUTH not offered before it; after it AUTH
 #   PLAIN and LOGIN accept the right password, a wrong password or an unknown user gets
 #   535 after the failure delay, the third failure 421 and the end of the session; MAIL
-#   before AUTH gets 530; the message arrives with the cipher in its Received: header;
+#   before AUTH gets 530; `senders` keeps alice to her own address; the message arrives with the cipher in its Received: header;
 # - `tls-require`: MAIL before STARTTLS gets 530;
 # - `smtps`: TLS from the first byte (smtplib.SMTP_SSL), a plaintext client is logged
 #   as a failed handshake with its address;
@@ -41,7 +41,8 @@ queue path "$TEST_DIR/queue"
 pki localhost cert "$TEST_DIR/cert.pem"
 pki localhost key "$TEST_DIR/key.pem"
 table creds file:$TEST_DIR/creds
-listen on 127.0.0.1 port $P1 tls pki localhost auth <creds>
+table sendertab { "alice" = "alice@example.org" }
+listen on 127.0.0.1 port $P1 tls pki localhost auth <creds> senders <sendertab> received-auth
 listen on 127.0.0.1 port $P2 tls-require pki localhost
 listen on 127.0.0.1 port $P3 smtps pki localhost
 action "box" maildir "$TEST_DIR/mail/%{rcpt:lowercase}" virtual { "@" = "nobody" }
@@ -117,6 +118,10 @@ s.user, s.password = "alice", "secret"
 code, _ = s.auth("PLAIN", s.auth_plain)
 assert code == 235, code
 ok("AUTH PLAIN with the right password: 235")
+code, _ = s.mail("mallory@example.org")
+assert code == 550, code
+s.rset()
+ok("senders: alice may not send as mallory (550)")
 s.sendmail("alice@example.org", ["tls@example.org"], b"Subject: over tls\r\n\r\nhello\r\n")
 s.quit()
 received = wait_file("tls@example.org").split(b"\n\n")[0]
@@ -124,6 +129,8 @@ assert b"ESMTPSA" in received or b"ESMTPS" in received, received
 assert b"TLSv1.3:TLS_" in received or b"TLSv1.2:ECDHE" in received, received
 clause = [l for l in received.split(b"\n") if b"TLSv1" in l][0]
 ok("the message arrived with the cipher in Received: " + clause.decode().strip())
+assert b"authenticated as alice" in received, received
+ok("received-auth: the Received: header names the user")
 
 s = tls_session(p1)
 s.user, s.password = "alice", "secret"
