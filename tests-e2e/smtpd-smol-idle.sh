@@ -3,7 +3,8 @@
 # a new client still sends a message promptly (the functional bound is one
 # second; the check allows 5 s so a loaded machine does not fail it) and the message is
 # delivered. Prints the daemon's resident memory per idle connection (VmRSS before and
-# after opening them), for the record; nothing is asserted on memory.
+# after opening them), for the record; nothing is asserted on memory. Then SIGTERM: every
+# idle session reads 421 and the daemon exits 0.
 #
 # SMTPD: the binary to test (default: built here, release profile, into
 # ${CARGO_TARGET_DIR:-target}). IDLE: how many idle connections (default 2000).
@@ -89,8 +90,26 @@ if elapsed >= 5.0:
 per = (after - before) / idle
 print(f"rss: {before} KiB before, {after} KiB with {idle} idle connections: "
       f"{per:.1f} KiB per idle connection")
+
+# SIGTERM: every idle session reads 421 before the daemon exits.
+import os, signal
+os.kill(int(pid), signal.SIGTERM)
+told = 0
 for s in socks:
+    s.settimeout(20)
+    try:
+        if s.recv(512).startswith(b"421"):
+            told += 1
+    except OSError:
+        pass
     s.close()
+if told != idle:
+    raise SystemExit(f"only {told} of {idle} idle sessions got 421 at shutdown")
+print(f"ok: SIGTERM gives 421 to all {idle} idle sessions")
 PY
-stop_server
+status=0
+wait "$SERVER_PID" || status=$?
+SERVER_PID=
+[ "$status" = 0 ] || fail "daemon exited with status $status after SIGTERM"
+echo "ok: the daemon exits 0 after SIGTERM"
 echo "smtpd-smol-idle: all passed"
