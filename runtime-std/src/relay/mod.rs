@@ -14,6 +14,7 @@
 //! 127.0.0.x. An explicit `relay host` may always be loopback. The `src` of a route is
 //! not bound yet (connections leave from the kernel's choice of address).
 
+mod body;
 mod dns;
 mod session;
 

@@ -14,21 +14,19 @@ use mta_core::queue::{DsnParams, EnvelopeId, Failure, Ret};
 use mta_core::routing::{ConnId, Input as RouterInput, TlsPolicy};
 use mta_core::scheduler::Outcome;
 use smtp_proto::client::{
-    Action, ClientConfig, ClientSession, Input, OutboundBody, OutboundMessage, OutboundRecipient,
-    RecipientResult,
+    Action, ClientConfig, ClientSession, Input, OutboundMessage, OutboundRecipient, RecipientResult,
 };
 use smtp_proto::params::{self, MailParams, Notify, OriginalRecipient, RcptParams};
 use smtp_proto::reply::{EnhancedStatus, Reply};
 use smtp_proto::types::{ForwardPath, ReversePath};
 
+use super::body::SpooledBody;
 use super::Event;
 use crate::spool::Spool;
 use crate::tls::TlsStream;
 
 /// How long the TCP connect and a TLS handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest message relayed (the body is held whole in memory for now).
-const MAX_BODY: u64 = 64 * 1024 * 1024;
 
 /// One message (all its envelopes on the route) to send over a connection.
 #[derive(Clone, Debug)]
@@ -166,6 +164,9 @@ fn drive(
     let mut error = None;
     let mut next_tag: u64 = 0;
     let mut in_flight: Vec<(u64, InFlight)> = Vec::new();
+    // The body of the message being sent, and whether the session asked for it.
+    let mut body: Option<SpooledBody> = None;
+    let mut body_wanted = false;
     loop {
         while let Some(action) = session.poll_action() {
             match action {
@@ -198,7 +199,7 @@ fn drive(
                         }
                     }
                 }
-                Action::BodyWanted { .. } => session.handle(Input::BodyEnd, Instant::now()),
+                Action::BodyWanted { .. } => body_wanted = true,
                 Action::Outcome(outcome) => {
                     let position = in_flight.iter().position(|(tag, _)| *tag == outcome.id);
                     if let Some((_, flight)) = position.map(|p| in_flight.remove(p)) {
@@ -218,6 +219,8 @@ fn drive(
                 Action::Ready => ready = true,
                 Action::SessionError(e) => {
                     error.get_or_insert(e.reason.to_string());
+                    body_wanted = false;
+                    body = None;
                 }
                 Action::Close => {}
             }
@@ -225,13 +228,36 @@ fn drive(
         if session.is_closed() {
             return error;
         }
+        if body_wanted {
+            // One chunk at a time, its write drained before the next is read.
+            match body.as_mut().map(SpooledBody::next_chunk) {
+                Some(Ok(Some(chunk))) => session.handle(Input::BodyChunk(chunk), Instant::now()),
+                Some(Ok(None)) => {
+                    body_wanted = false;
+                    body = None;
+                    session.handle(Input::BodyEnd, Instant::now());
+                }
+                Some(Err(e)) => {
+                    body_wanted = false;
+                    error.get_or_insert(format!("cannot read the message: {e}"));
+                    session.handle(Input::PeerClosed, Instant::now());
+                }
+                None => {
+                    body_wanted = false;
+                    error.get_or_insert("no body to send".to_owned());
+                    session.handle(Input::PeerClosed, Instant::now());
+                }
+            }
+            continue;
+        }
         if ready && session.is_idle() {
             ready = false;
             match commands.recv() {
                 Ok(Command::Send(delivery)) => {
                     next_tag = next_tag.wrapping_add(1);
                     match build_message(next_tag, &delivery, spool) {
-                        Ok((message, envelopes, refused)) => {
+                        Ok((message, spooled, envelopes, refused)) => {
+                            body = Some(spooled);
                             in_flight.push((next_tag, InFlight { envelopes, refused }));
                             session.handle(Input::Message(message), Instant::now());
                         }
@@ -282,8 +308,8 @@ fn drive(
     }
 }
 
-/// The outbound message of `delivery`: its body read from the spool with CRLF line ends,
-/// the envelopes whose recipients it carries, and the envelopes whose address cannot be
+/// The outbound message of `delivery` and its body opened in the spool (streamed with
+/// CRLF line ends), the envelopes whose recipients it carries, and the envelopes whose address cannot be
 /// written in RCPT TO (they fail for good). `Err` holds a result for every envelope when
 /// the message cannot be sent at all.
 #[allow(clippy::type_complexity)]
@@ -292,7 +318,12 @@ fn build_message(
     delivery: &Delivery,
     spool: &Spool,
 ) -> Result<
-    (OutboundMessage, Vec<EnvelopeId>, Vec<(EnvelopeId, Outcome)>),
+    (
+        OutboundMessage,
+        SpooledBody,
+        Vec<EnvelopeId>,
+        Vec<(EnvelopeId, Outcome)>,
+    ),
     Vec<(EnvelopeId, Outcome)>,
 > {
     let all_fail = |outcome: Outcome| {
@@ -304,7 +335,7 @@ fn build_message(
     };
     let sender = ReversePath::parse(Bytes::from(format!("<{}>", delivery.sender)), true)
         .map_err(|e| all_fail(perm(&format!("sender cannot be relayed: {e}"))))?;
-    let body = read_body(spool, &delivery.msgid).map_err(|e| {
+    let (spooled, body) = SpooledBody::open(spool, &delivery.msgid).map_err(|e| {
         all_fail(temp(&format!(
             "cannot read message {}: {e}",
             delivery.msgid
@@ -333,9 +364,9 @@ fn build_message(
         sender,
         recipients,
         params: mail_params(delivery.recipients.first().map(|(_, _, dsn)| dsn)),
-        body: OutboundBody::Whole(body),
+        body,
     };
-    Ok((message, envelopes, refused))
+    Ok((message, spooled, envelopes, refused))
 }
 
 /// `RET=` and `ENVID=` passed on (RFC 3461 §4.3, §4.4: a relay keeps them); the session
@@ -368,23 +399,6 @@ fn rcpt_params(dsn: &DsnParams) -> RcptParams {
             })
         }),
     }
-}
-
-/// The spooled message with every bare LF turned into CRLF (RFC 5321 §2.3.8).
-fn read_body(spool: &Spool, msgid: &str) -> io::Result<Bytes> {
-    let file = spool.read_message(msgid)?;
-    let mut raw = Vec::new();
-    file.take(MAX_BODY).read_to_end(&mut raw)?;
-    let mut out = Vec::with_capacity(raw.len().saturating_add(raw.len() / 32));
-    let mut after_cr = false;
-    for byte in raw {
-        if byte == b'\n' && !after_cr {
-            out.push(b'\r');
-        }
-        out.push(byte);
-        after_cr = byte == b'\r';
-    }
-    Ok(Bytes::from(out))
 }
 
 fn to_outcome(result: &RecipientResult, host: &str) -> Outcome {
