@@ -368,3 +368,73 @@ fn sender_allowed(
         .get(&senders.table)
         .is_some_and(|t| t.sender_allowed(user, sender, config.options.sub_addr_delim()))
 }
+
+#[cfg(test)]
+mod auth_failure_tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use smtp_proto::server::{AuthMechanism, Question, ReqId};
+
+    use super::MAX_AUTH_FAILURES;
+    use crate::engine::{Action, Engine, EngineFacts, Input, PeerAddr, SessionInfo};
+    use crate::time::UnixTime;
+
+    const CONF: &str = "table creds { \"bob\" = \"$6$salt$hash\" }\n\
+        pki mail.example.org cert \"/c\"\npki mail.example.org key \"/k\"\n\
+        listen on 127.0.0.1 tls pki mail.example.org auth <creds>\n\
+        action \"local\" maildir\nmatch from any for any action \"local\"\n";
+
+    /// Asks AUTH for `user`, answers any password check with "wrong", returns the reply.
+    fn refused(engine: &mut Engine, sid: super::SessionId, req: u64, user: &str) -> u16 {
+        let now = UnixTime::from_secs(1_800_000_000);
+        let question = Question::Auth {
+            mechanism: AuthMechanism::Plain,
+            authzid: Bytes::new(),
+            authcid: Bytes::from(user.to_owned()),
+            password: Bytes::from_static(b"guess"),
+        };
+        engine.handle(
+            Input::Question {
+                session: sid,
+                req: ReqId(req),
+                question,
+            },
+            now,
+        );
+        let mut code = 0;
+        while let Some(action) = engine.poll_action() {
+            match action {
+                Action::CheckPassword { id, .. } => {
+                    engine.handle(Input::PasswordChecked { id, ok: false }, now);
+                }
+                Action::Answer { answer, .. } => code = answer.reply.code,
+                _ => {}
+            }
+        }
+        code
+    }
+
+    #[test]
+    fn the_last_allowed_failure_is_answered_421() {
+        let config =
+            crate::config::parse(CONF, "t.conf", &[], &mut |_| Err("none".into())).expect("parses");
+        let now = UnixTime::from_secs(1_800_000_000);
+        let mut engine =
+            Engine::new(Arc::new(config), EngineFacts::new("mx", 1), now).expect("engine");
+        let info = SessionInfo {
+            listener: Some(0),
+            peer: PeerAddr::Inet("192.0.2.1:4000".parse().expect("addr")),
+            local: None,
+            rdns: None,
+            tls: true,
+        };
+        let sid = engine.open_session(info, now);
+        // Unknown users and wrong passwords count alike.
+        assert_eq!(refused(&mut engine, sid, 1, "mallory"), 535);
+        for n in 2..MAX_AUTH_FAILURES {
+            assert_eq!(refused(&mut engine, sid, u64::from(n), "bob"), 535);
+        }
+        assert_eq!(refused(&mut engine, sid, 9, "bob"), 421);
+    }
+}
