@@ -125,7 +125,7 @@ fn serve(stream: TcpStream, seen: &Mutex<Seen>) {
         seen.lock().unwrap().commands.push(command.clone());
         let upper = command.to_ascii_uppercase();
         let reply: &[u8] = if upper.starts_with("EHLO") {
-            b"250-scripted\r\n250-DSN\r\n250 8BITMIME\r\n"
+            b"250-scripted\r\n250-DSN\r\n250-SIZE 100000000\r\n250 8BITMIME\r\n"
         } else if upper.starts_with("RCPT TO:<REFUSE") {
             b"550 5.1.1 no such user\r\n"
         } else if upper.starts_with("DATA") {
@@ -260,4 +260,33 @@ fn job_route_comes_from_the_action() {
         RelayJob::for_envelope(&gone, &config, "relay.test"),
         Err(Outcome::TempFail(_))
     ));
+}
+
+#[test]
+fn a_large_body_leaves_whole_in_many_chunks() {
+    let dir = temp_dir("large");
+    let (port, seen) = scripted_server();
+    let config = config(port);
+    let mut body = b"Subject: large\n\n".to_vec();
+    let mut expected = b"Subject: large\r\n\r\n".to_vec();
+    for n in 0..100_000 {
+        body.extend_from_slice(format!("line {n} \u{e9}\n").as_bytes());
+        expected.extend_from_slice(format!("line {n} \u{e9}\r\n").as_bytes());
+    }
+    let spool = spool_with(&dir, 0x7777_8888_0000_0001, &body);
+    let (agent, rx) = start(&config, spool);
+    let env = envelope(0x7777_8888_0000_0001, "a@dest.test", DsnParams::default());
+    agent.submit(RelayJob::for_envelope(&env, &config, "relay.test").unwrap());
+    let got = results(&rx, 1);
+    assert_eq!(got[0].1, Outcome::Delivered);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.bodies.len(), 1);
+    assert!(seen.bodies[0] == expected, "body differs");
+    assert!(
+        seen.commands
+            .iter()
+            .any(|c| c.contains("BODY=8BITMIME") && c.contains(&format!("SIZE={}", expected.len()))),
+        "{:?}",
+        seen.commands
+    );
 }
