@@ -34,10 +34,18 @@ pub fn unsupported_listeners(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     for (n, line) in config.listeners.iter().enumerate() {
         if line.tls != ListenerTls::None {
-            problems.push(format!("listen on line {}: {TLS_NOT_BUILT}", n + 1));
+            problems.push(format!(
+                "listener {} (port {}): {TLS_NOT_BUILT}",
+                n + 1,
+                line.port
+            ));
         }
         if line.auth.is_some() {
-            problems.push(format!("listen on line {}: {AUTH_NOT_BUILT}", n + 1));
+            problems.push(format!(
+                "listener {} (port {}): {AUTH_NOT_BUILT}",
+                n + 1,
+                line.port
+            ));
         }
     }
     problems
@@ -273,4 +281,39 @@ pub fn serve_command(options: &runtime_std::cli::Options) -> ExitCode {
         );
     }
     run(loaded.config, &opts, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mta_core::config::{ListenAddress, Listener, ListenerAuth};
+
+    #[test]
+    fn tls_and_auth_listeners_are_refused_plain_ones_served() {
+        let mut config = Config::default();
+        config
+            .listeners
+            .push(Listener::new(ListenAddress::Localhost));
+        assert!(unsupported_listeners(&config).is_empty());
+        let mut tls = Listener::new(ListenAddress::Localhost);
+        tls.port = 587;
+        tls.tls = ListenerTls::StartTls;
+        tls.auth = Some(ListenerAuth {
+            table: None,
+            optional: false,
+        });
+        config.listeners.push(tls);
+        let mut smtps = Listener::new(ListenAddress::Any);
+        smtps.port = 465;
+        smtps.tls = ListenerTls::Smtps;
+        config.listeners.push(smtps);
+        assert_eq!(
+            unsupported_listeners(&config),
+            vec![
+                format!("listener 2 (port 587): {TLS_NOT_BUILT}"),
+                format!("listener 2 (port 587): {AUTH_NOT_BUILT}"),
+                format!("listener 3 (port 465): {TLS_NOT_BUILT}"),
+            ]
+        );
+    }
 }
