@@ -8,7 +8,10 @@
 #  3. one of two MXs down: all 20 through the other;
 #  4. every MX down: the envelope is deferred (temporary failure, still queued);
 #  5. a 550 to one of two recipients: the other is delivered, and a bounce for the
-#     refused one only goes back to the sender (through the sender domain's MX).
+#     refused one only goes back to the sender (through the sender domain's MX);
+#  6. TLS, with a self-signed sink certificate: opportunistic STARTTLS is used,
+#     `relay tls no-verify` delivers, `relay tls` (verify) defers, and `relay host
+#     smtps://` speaks TLS from the first byte.
 set -euo pipefail
 . "$(dirname "$0")/lib/server.bash"
 
@@ -32,11 +35,21 @@ PORT=$(free_port)
 MXPORT=$(free_port)
 DNSPORT=$(free_port)
 
+SMTPSPORT=$(free_port)
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mx4.example.test \
+    -keyout "$TEST_DIR/sink.key" -out "$TEST_DIR/sink.crt" 2>/dev/null
+
 for ip in 127.0.0.1 127.0.0.2 127.0.0.3; do
     "$SINK_PYTHON" "$RELAY_PY" sink "$ip" "$MXPORT" "$TEST_DIR/sink-$ip" \
         >>"$TEST_DIR/sink-$ip.log" 2>&1 &
     HELPER_PIDS+=($!)
 done
+"$SINK_PYTHON" "$RELAY_PY" sink 127.0.0.4 "$MXPORT" "$TEST_DIR/sink-127.0.0.4" \
+    "$TEST_DIR/sink.crt" "$TEST_DIR/sink.key" >>"$TEST_DIR/sink-127.0.0.4.log" 2>&1 &
+HELPER_PIDS+=($!)
+"$SINK_PYTHON" "$RELAY_PY" sink 127.0.0.4 "$SMTPSPORT" "$TEST_DIR/sink-smtps" \
+    "$TEST_DIR/sink.crt" "$TEST_DIR/sink.key" smtps >>"$TEST_DIR/sink-smtps.log" 2>&1 &
+HELPER_PIDS+=($!)
 
 # 127.0.0.5 and 127.0.0.6 have no listener: connections there are refused.
 dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
@@ -46,6 +59,8 @@ dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --bind-interfac
     --mx-host=half.test,mx1.example.test,10 --mx-host=half.test,dead1.example.test,10 \
     --mx-host=dead.test,dead1.example.test,10 --mx-host=dead.test,dead2.example.test,20 \
     --mx-host=origin.test,mx1.example.test,10 \
+    --mx-host=tls.test,mx4.example.test,10 --mx-host=verify.test,mx4.example.test,10 \
+    --mx-host=noverify.test,mx4.example.test,10 --host-record=mx4.example.test,127.0.0.4 \
     --host-record=mx1.example.test,127.0.0.2 --host-record=mx2.example.test,127.0.0.3 \
     --host-record=dead1.example.test,127.0.0.5 --host-record=dead2.example.test,127.0.0.6 \
     >>"$TEST_DIR/dnsmasq.log" 2>&1 &
@@ -59,7 +74,13 @@ mta resolver "127.0.0.1:$DNSPORT"
 mta mx-port $MXPORT
 action "smarthost" relay host smtp://127.0.0.1:$MXPORT
 action "mx" relay
+action "mx-verify" relay tls
+action "mx-noverify" relay tls no-verify
+action "smtps" relay host smtps://127.0.0.4:$SMTPSPORT tls no-verify
 match from any for domain smarthost.test action "smarthost"
+match from any for domain verify.test action "mx-verify"
+match from any for domain noverify.test action "mx-noverify"
+match from any for domain smtps.test action "smtps"
 match from any for any action "mx"
 EOF
 start_server "$TEST_DIR/smtpd.conf"
@@ -128,5 +149,30 @@ grep -q '^to a@origin.test$' "$bounce" || fail "550: bounce not to the sender"
 grep -q 'refuse1@half.test' "${bounce%.env}.eml" || fail "550: bounce does not name refuse1"
 grep -q 'ok1@half.test' "${bounce%.env}.eml" && fail "550: bounce names ok1 too"
 echo "ok: a 550 to one recipient bounces that recipient only"
+
+# 6. TLS.
+python3 "$RELAY_PY" send "$PORT" a@origin.test t@tls.test 1 || fail "submission (6)"
+python3 "$RELAY_PY" send "$PORT" a@origin.test n@noverify.test 1 || fail "submission (6)"
+python3 "$RELAY_PY" wait-count "$TEST_DIR/sink-127.0.0.4" 2 30 || fail "TLS: not delivered"
+for rcpt in t@tls.test n@noverify.test; do
+    env=$(grep -l "^to $rcpt\$" "$TEST_DIR"/sink-127.0.0.4/*.env || true)
+    [ -n "$env" ] || fail "TLS: $rcpt not delivered"
+    grep -q '^tls yes$' "$env" || fail "TLS: $rcpt delivered in plaintext"
+done
+grep -q 'smtp-out: Started TLS on session' "$TEST_DIR/server.log" || fail "TLS: not logged"
+echo "ok: STARTTLS opportunistic and with tls no-verify"
+python3 "$RELAY_PY" send "$PORT" a@origin.test s@smtps.test 1 || fail "submission (6)"
+python3 "$RELAY_PY" wait-count "$TEST_DIR/sink-smtps" 1 30 || fail "smtps: not delivered"
+grep -q '^tls yes$' "$TEST_DIR"/sink-smtps/*.env || fail "smtps: delivered in plaintext"
+echo "ok: smtps relay host"
+python3 "$RELAY_PY" send "$PORT" a@origin.test v@verify.test 1 || fail "submission (6)"
+deadline=$((SECONDS + 30))
+until grep -q 'TempFail.*to=<v@verify.test>' "$TEST_DIR/server.log"; do
+    [ $SECONDS -lt $deadline ] || fail "tls verify: no temporary failure for a self-signed MX"
+    sleep 0.2
+done
+grep -l '^to v@verify.test$' "$TEST_DIR"/sink-127.0.0.4/*.env >/dev/null \
+    && fail "tls verify: delivered to a self-signed MX"
+echo "ok: relay tls (verify) defers mail to a self-signed MX"
 
 echo "smtpd-std-relay: all passed"

@@ -4,8 +4,11 @@ python3 that has it) that writes each message it accepts to a directory and refu
 recipients whose local part starts with "refuse"; a sender; checks of what arrived.
 
 Subcommands:
-  sink HOST PORT DIR          serve until killed; DIR/<n>.eml is the message as received,
-                              DIR/<n>.env its envelope ("from" line, one "to" line each)
+  sink HOST PORT DIR [CERT KEY [smtps]]
+                              serve until killed; DIR/<n>.eml is the message as received,
+                              DIR/<n>.env its envelope ("from" line, one "to" line each,
+                              "tls yes|no"); with CERT and KEY it offers STARTTLS, with
+                              smtps it speaks TLS from the first byte
   send PORT FROM TO[,TO..] N  send N messages through smtpd-std on 127.0.0.1:PORT; the
                               body of message i is body(i), so checks can rebuild it
   wait-count DIR N SECONDS    wait until DIR holds N messages
@@ -35,8 +38,8 @@ def body(i):
     ).encode()
 
 
-def sink(host, port, directory):
-    import asyncio
+def sink(host, port, directory, cert=None, key=None, mode="starttls"):
+    import ssl
     from aiosmtpd.controller import Controller
 
     os.makedirs(directory, exist_ok=True)
@@ -58,10 +61,19 @@ def sink(host, port, directory):
                 f.write("from %s\n" % envelope.mail_from)
                 for rcpt in envelope.rcpt_tos:
                     f.write("to %s\n" % rcpt)
+                tls = session.ssl is not None or (
+                    server.transport.get_extra_info("ssl_object") is not None)
+                f.write("tls %s\n" % ("yes" if tls else "no"))
             os.rename(name + ".tmp", name + ".eml")
             return "250 2.0.0 queued as %d" % counter[0]
 
-    controller = Controller(Handler(), hostname=host, port=int(port), ready_timeout=10)
+    kwargs = {}
+    if cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        kwargs = {"ssl_context": context} if mode == "smtps" else {"tls_context": context}
+    controller = Controller(Handler(), hostname=host, port=int(port), ready_timeout=10,
+                            **kwargs)
     controller.start()
     try:
         while True:

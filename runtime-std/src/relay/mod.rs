@@ -102,6 +102,8 @@ pub(crate) enum Event {
     Dns(mta_core::dns::Input),
     /// A report of a connection thread.
     Router(RouterInput),
+    /// A line for the log, from a connection thread.
+    Log(String),
 }
 
 /// The relay agent: hand it envelopes, results come back through the report callback.
@@ -221,6 +223,7 @@ impl Agent {
                 self.router.handle(input, now);
             }
             Event::Dns(input) => self.mx.handle(MxInput::Dns(input), now),
+            Event::Log(line) => self.log.info(&line),
             Event::Router(input) => {
                 if let RouterInput::ConnectionClosed { conn, .. }
                 | RouterInput::ConnectResult {

@@ -108,7 +108,7 @@ pub(crate) fn run(
     let report = |input: RouterInput| {
         let _ = events.send(Event::Router(input));
     };
-    let link = match connect(spec) {
+    let link = match connect(spec, events) {
         Ok(link) => link,
         Err(e) => {
             report(RouterInput::ConnectResult {
@@ -129,7 +129,7 @@ pub(crate) fn run(
     });
 }
 
-fn connect(spec: &ConnSpec) -> io::Result<Link> {
+fn connect(spec: &ConnSpec, events: &Sender<Event>) -> io::Result<Link> {
     let stream = TcpStream::connect_timeout(&spec.addr, CONNECT_TIMEOUT)?;
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(CONNECT_TIMEOUT.saturating_mul(10)))?;
@@ -139,6 +139,7 @@ fn connect(spec: &ConnSpec) -> io::Result<Link> {
             .clone()
             .ok_or_else(|| io::Error::other("no TLS configuration for smtps"))?;
         let tls = TlsStream::connect(stream, config, &spec.host, CONNECT_TIMEOUT)?;
+        log_tls(spec, &tls, events);
         return Ok(Link::Tls(Box::new(tls)));
     }
     Ok(Link::Plain(stream))
@@ -190,6 +191,7 @@ fn drive(
                         };
                     match upgraded {
                         Ok(tls) => {
+                            log_tls(spec, &tls, events);
                             link = Link::Tls(Box::new(tls));
                             session.handle(Input::TlsEstablished, Instant::now());
                         }
@@ -399,6 +401,18 @@ fn rcpt_params(dsn: &DsnParams) -> RcptParams {
             })
         }),
     }
+}
+
+/// OpenSMTPD's line for a session that went under TLS.
+fn log_tls(spec: &ConnSpec, tls: &TlsStream, events: &Sender<Event>) {
+    let info = tls.info();
+    let _ = events.send(Event::Log(format!(
+        "smtp-out: Started TLS on session {}: version={}, cipher={}, bits={}",
+        spec.conn,
+        info.protocol,
+        info.openssl_cipher(),
+        info.cipher_bits()
+    )));
 }
 
 fn to_outcome(result: &RecipientResult, host: &str) -> Outcome {
