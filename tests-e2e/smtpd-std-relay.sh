@@ -11,7 +11,9 @@
 #     refused one only goes back to the sender (through the sender domain's MX);
 #  6. TLS, with a self-signed sink certificate: opportunistic STARTTLS is used,
 #     `relay tls no-verify` delivers, `relay tls` (verify) defers, and `relay host
-#     smtps://` speaks TLS from the first byte.
+#     smtps://` speaks TLS from the first byte;
+#  7. AUTH to a smarthost that requires it: `relay host smtp+tls://LABEL@host auth
+#     <table>` authenticates with the table's user:password for LABEL.
 set -euo pipefail
 . "$(dirname "$0")/lib/server.bash"
 
@@ -36,6 +38,7 @@ MXPORT=$(free_port)
 DNSPORT=$(free_port)
 
 SMTPSPORT=$(free_port)
+AUTHPORT=$(free_port)
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mx4.example.test \
     -keyout "$TEST_DIR/sink.key" -out "$TEST_DIR/sink.crt" 2>/dev/null
 
@@ -49,6 +52,9 @@ done
 HELPER_PIDS+=($!)
 "$SINK_PYTHON" "$RELAY_PY" sink 127.0.0.4 "$SMTPSPORT" "$TEST_DIR/sink-smtps" \
     "$TEST_DIR/sink.crt" "$TEST_DIR/sink.key" smtps >>"$TEST_DIR/sink-smtps.log" 2>&1 &
+HELPER_PIDS+=($!)
+"$SINK_PYTHON" "$RELAY_PY" sink 127.0.0.4 "$AUTHPORT" "$TEST_DIR/sink-auth" \
+    "$TEST_DIR/sink.crt" "$TEST_DIR/sink.key" auth >>"$TEST_DIR/sink-auth.log" 2>&1 &
 HELPER_PIDS+=($!)
 
 # 127.0.0.5 and 127.0.0.6 have no listener: connections there are refused.
@@ -77,6 +83,9 @@ action "mx" relay
 action "mx-verify" relay tls
 action "mx-noverify" relay tls no-verify
 action "smtps" relay host smtps://127.0.0.4:$SMTPSPORT tls no-verify
+table secrets { "sink" = "relayuser:relaysecret" }
+action "auth" relay host smtp+tls://sink@127.0.0.4:$AUTHPORT auth <secrets> tls no-verify
+match from any for domain auth.test action "auth"
 match from any for domain smarthost.test action "smarthost"
 match from any for domain verify.test action "mx-verify"
 match from any for domain noverify.test action "mx-noverify"
@@ -174,5 +183,11 @@ done
 grep -l '^to v@verify.test$' "$TEST_DIR"/sink-127.0.0.4/*.env >/dev/null \
     && fail "tls verify: delivered to a self-signed MX"
 echo "ok: relay tls (verify) defers mail to a self-signed MX"
+
+# 7. AUTH.
+python3 "$RELAY_PY" send "$PORT" a@origin.test u@auth.test 1 || fail "submission (7)"
+python3 "$RELAY_PY" wait-count "$TEST_DIR/sink-auth" 1 30 || fail "auth: not delivered"
+grep -q '^auth relayuser$' "$TEST_DIR"/sink-auth/*.env || fail "auth: not authenticated"
+echo "ok: AUTH with the credentials table to a smarthost"
 
 echo "smtpd-std-relay: all passed"

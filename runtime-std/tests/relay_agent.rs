@@ -290,3 +290,32 @@ fn a_large_body_leaves_whole_in_many_chunks() {
         seen.commands
     );
 }
+
+#[test]
+fn credentials_come_from_the_table_of_the_action() {
+    let text = "table secrets { \"lbl\" = \"user:pass\" }\n\
+        action \"out\" relay host smtp+tls://lbl@smarthost.test auth <secrets>\n\
+        action \"nolabel\" relay host smtp+tls://other@smarthost.test auth <secrets>\n\
+        match from any for any action \"out\"\n";
+    let config =
+        mta_core::config::parse(text, "auth.conf", &[], &mut |_| Err("no files".into())).unwrap();
+    let env = envelope(0x9999_0000_0000_0001, "a@dest.test", DsnParams::default());
+    let job = RelayJob::for_envelope(&env, &config, "relay.test").unwrap();
+    let found = job.credentials.clone().expect("credentials");
+    assert_eq!(
+        (found.user.as_str(), found.password.as_str()),
+        ("user", "pass")
+    );
+    assert!(
+        !format!("{job:?}").contains("pass"),
+        "Debug shows the password"
+    );
+    let mut other = env.clone();
+    other.delivery = DeliveryKind::Relay {
+        action: "nolabel".into(),
+    };
+    assert!(matches!(
+        RelayJob::for_envelope(&other, &config, "relay.test"),
+        Err(Outcome::TempFail(_))
+    ));
+}

@@ -4,11 +4,12 @@ python3 that has it) that writes each message it accepts to a directory and refu
 recipients whose local part starts with "refuse"; a sender; checks of what arrived.
 
 Subcommands:
-  sink HOST PORT DIR [CERT KEY [smtps]]
+  sink HOST PORT DIR [CERT KEY [smtps|auth]]
                               serve until killed; DIR/<n>.eml is the message as received,
                               DIR/<n>.env its envelope ("from" line, one "to" line each,
-                              "tls yes|no"); with CERT and KEY it offers STARTTLS, with
-                              smtps it speaks TLS from the first byte
+                              "tls yes|no", "auth LOGIN|-"); with CERT and KEY it offers
+                              STARTTLS, with smtps it speaks TLS from the first byte, with
+                              auth it requires AUTH as relayuser / relaysecret
   send PORT FROM TO[,TO..] N  send N messages through smtpd-std on 127.0.0.1:PORT; the
                               body of message i is body(i), so checks can rebuild it
   wait-count DIR N SECONDS    wait until DIR holds N messages
@@ -64,6 +65,8 @@ def sink(host, port, directory, cert=None, key=None, mode="starttls"):
                 tls = session.ssl is not None or (
                     server.transport.get_extra_info("ssl_object") is not None)
                 f.write("tls %s\n" % ("yes" if tls else "no"))
+                login = getattr(getattr(session, "auth_data", None), "login", None)
+                f.write("auth %s\n" % (login.decode() if login else "-"))
             os.rename(name + ".tmp", name + ".eml")
             return "250 2.0.0 queued as %d" % counter[0]
 
@@ -72,6 +75,15 @@ def sink(host, port, directory, cert=None, key=None, mode="starttls"):
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         kwargs = {"ssl_context": context} if mode == "smtps" else {"tls_context": context}
+        if mode == "auth":
+            from aiosmtpd.smtp import AuthResult
+
+            def authenticator(server, session, envelope, mechanism, data):
+                ok = data.login == b"relayuser" and data.password == b"relaysecret"
+                return AuthResult(success=ok, handled=False, auth_data=data)
+
+            kwargs.update(auth_required=True, auth_require_tls=True,
+                          authenticator=authenticator)
     controller = Controller(Handler(), hostname=host, port=int(port), ready_timeout=10,
                             **kwargs)
     controller.start()

@@ -32,7 +32,8 @@ use mta_core::routing::{
     MxResolverConfig, RouteKey, Router, RouterConfig, TlsPolicy,
 };
 use mta_core::scheduler::Outcome;
-use smtp_proto::client::{ClientConfig, TlsPolicy as SessionTls};
+use mta_core::table::RelayCredentials;
+use smtp_proto::client::{ClientConfig, Credentials, TlsPolicy as SessionTls};
 use smtp_proto::types::Host;
 
 use crate::server::engine_host::{os_seed, unix_now};
@@ -45,7 +46,7 @@ use session::{Command, ConnSpec, Delivery};
 pub type ReportFn = Arc<dyn Fn(EnvelopeId, Outcome) + Send + Sync>;
 
 /// One envelope to relay, with what its session needs.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RelayJob {
     /// The envelope.
     pub id: EnvelopeId,
@@ -57,6 +58,25 @@ pub struct RelayJob {
     pub recipient: String,
     /// NOTIFY, ORCPT, RET and ENVID to pass on (RFC 3461 §4).
     pub dsn: DsnParams,
+    /// The credentials of the route's label (`relay host smtp+tls://LABEL@host auth
+    /// <table>`), from the action's credentials table.
+    pub credentials: Option<RelayCredentials>,
+}
+
+impl std::fmt::Debug for RelayJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayJob")
+            .field("id", &self.id)
+            .field("route", &self.route)
+            .field("sender", &self.sender)
+            .field("recipient", &self.recipient)
+            .field("dsn", &self.dsn)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl RelayJob {
@@ -84,13 +104,40 @@ impl RelayJob {
             .recipient
             .rsplit_once('@')
             .map_or("", |(_, domain)| domain);
+        let route = route_for(options, domain, hostname);
+        let credentials = match &route.auth {
+            None => None,
+            Some(label) => Some(credentials(config, options.auth.as_deref(), label)?),
+        };
         Ok(RelayJob {
             id: envelope.id,
-            route: route_for(options, domain, hostname),
+            route,
+            credentials,
             sender: envelope.sender.clone().unwrap_or_default(),
             recipient: envelope.recipient.clone(),
             dsn: envelope.dsn.clone(),
         })
+    }
+}
+
+/// The credentials of `label` in the table named `table`; a missing table, label or a
+/// malformed entry fails temporarily (a configuration fix brings it back), never by
+/// sending the mail without authenticating.
+fn credentials(
+    config: &Config,
+    table: Option<&str>,
+    label: &str,
+) -> Result<RelayCredentials, Outcome> {
+    let table = table
+        .and_then(|name| config.tables.get(name))
+        .ok_or_else(|| session::temp(&format!("no credentials table for label {label:?}")))?;
+    match table.relay_credentials(label) {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(session::temp(&format!(
+            "no credentials for label {label:?} in table {}",
+            table.name
+        ))),
+        Err(e) => Err(session::temp(&format!("credentials of {label:?}: {e}"))),
     }
 }
 
@@ -145,6 +192,7 @@ impl RelayAgent {
             jobs: HashMap::new(),
             conns: HashMap::new(),
             tls_configs: HashMap::new(),
+            credentials: HashMap::new(),
             events: tx.clone(),
             transport,
             helo,
@@ -176,6 +224,8 @@ struct Agent {
     conns: HashMap<ConnId, Sender<Command>>,
     /// rustls configurations by `verify`, built once each.
     tls_configs: HashMap<bool, Option<Arc<rustls::ClientConfig>>>,
+    /// Credentials by route label, from the envelopes that use them.
+    credentials: HashMap<String, RelayCredentials>,
     events: Sender<Event>,
     transport: dns::DnsTransport,
     helo: Host,
@@ -219,6 +269,9 @@ impl Agent {
                     route: job.route.clone(),
                     id: job.id,
                 };
+                if let (Some(label), Some(found)) = (&job.route.auth, &job.credentials) {
+                    self.credentials.insert(label.clone(), found.clone());
+                }
                 self.jobs.insert(job.id, job);
                 self.router.handle(input, now);
             }
@@ -270,8 +323,9 @@ impl Agent {
                 addr,
                 host,
                 tls,
+                auth,
                 ..
-            } => self.connect(conn, addr, host, tls),
+            } => self.connect(conn, addr, host, tls, auth.as_deref()),
             Action::SendMessage { conn, envelopes } => self.send_message(conn, &envelopes),
             Action::Quit { conn } => {
                 if let Some(commands) = self.conns.get(&conn) {
@@ -320,7 +374,14 @@ impl Agent {
             .clone()
     }
 
-    fn connect(&mut self, conn: ConnId, addr: std::net::SocketAddr, host: String, tls: TlsPolicy) {
+    fn connect(
+        &mut self,
+        conn: ConnId,
+        addr: std::net::SocketAddr,
+        host: String,
+        tls: TlsPolicy,
+        auth: Option<&str>,
+    ) {
         let (session_tls, implicit, verify) = match tls {
             TlsPolicy::Opportunistic => (SessionTls::Opportunistic, false, false),
             TlsPolicy::Required { verify } => (SessionTls::Required, false, verify),
@@ -337,6 +398,12 @@ impl Agent {
             tls: session_tls,
             tls_available: tls_config.is_some(),
             implicit_tls: implicit,
+            credentials: auth
+                .and_then(|label| self.credentials.get(label))
+                .map(|found| Credentials {
+                    user: Bytes::from(found.user.clone()),
+                    password: Bytes::from(found.password.clone()),
+                }),
             ..ClientConfig::default()
         });
         let spec = ConnSpec {
