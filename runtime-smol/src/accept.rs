@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use runtime_std::server::conn::ConnContext;
+use runtime_std::server::conn::{ConnContext, ListenerTls};
 use runtime_std::server::mailbox::{Mailbox, Note};
 use smol::{Async, Executor, Timer};
 use smtp_proto::server::ServerConfig;
@@ -75,12 +75,14 @@ pub struct AcceptContext {
     pub max_connections: usize,
 }
 
-/// Accept clients on `socket` (line `index` of the configuration) forever, spawning one
-/// task per connection. Cancel the task to stop accepting.
+/// Accept clients on `socket` (line `index` of the configuration, with its TLS side if
+/// it offers TLS) forever, spawning one task per connection. Cancel the task to stop
+/// accepting.
 pub async fn accept_loop(
     socket: Async<TcpListener>,
     index: usize,
     config: Arc<ServerConfig>,
+    tls: Option<Arc<ListenerTls>>,
     ctx: AcceptContext,
 ) {
     loop {
@@ -114,9 +116,10 @@ pub async fn accept_loop(
         let connections = Arc::clone(&ctx.connections);
         let conn = ctx.conn.clone();
         let config = Arc::clone(&config);
+        let tls = tls.clone();
         ctx.executor
             .spawn(async move {
-                crate::conn::serve(stream, index, config, conn, mailbox).await;
+                crate::conn::serve(stream, index, config, tls, conn, mailbox).await;
                 connections.remove(id);
             })
             .detach();

@@ -10,38 +10,34 @@
 //! Everything that may block (engine calls, which run lookups; spool writes) runs on
 //! smol's blocking pool; commits go to the group committer with a completion that wakes
 //! the task.
+//!
+//! TLS (RFC 3207) goes through [`Link`]: on STARTTLS the `220` is written, then the
+//! handshake runs on the bare socket (plaintext pipelined behind STARTTLS was already
+//! discarded by the session, CVE-2011-0411); an `smtps` listener does the handshake before
+//! the banner. AUTH (RFC 4954): a refused AUTH is answered
+//! [`FAILURE_DELAY`](runtime_std::auth::FAILURE_DELAY) after the command arrived, on the
+//! task's timer; a `421` answer from the engine ends the session once written.
 
-use std::cell::RefCell;
-use std::io::{self, Read};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_lite::future;
-use futures_lite::AsyncWriteExt;
 use mta_core::engine::ReceivedCounter;
-use runtime_std::server::conn::ConnContext;
+use runtime_std::auth::FAILURE_DELAY;
+use runtime_std::server::conn::{ConnContext, ListenerTls};
 use runtime_std::server::mailbox::{Mailbox, Note};
 use runtime_std::spool::IncomingMessage;
+use runtime_std::tls::TlsInfo;
 use smol::{unblock, Async, Timer};
 use smtp_proto::reply::{EnhancedStatus, Reply};
 use smtp_proto::server::{Action, Answer, Input, Question, ReqId, ServerConfig, ServerSession};
 
 use crate::fd::MailboxFd;
-
-/// Largest read from the socket at once.
-const READ_CHUNK: usize = 64 * 1024;
-
-/// How long a write to a client may wait before the connection is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
+use crate::link::{Link, READ_CHUNK};
 
 /// The reply buffer kept between batches; a bigger one is given back after a write.
 const KEEP_OUT: usize = 4096;
-
-thread_local! {
-    /// The read buffer of an executor thread, shared by all its connections.
-    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
-}
 
 /// The message being received on a connection.
 enum Receiving {
@@ -59,11 +55,12 @@ enum Wake {
 }
 
 /// Serve one client until the session closes. Never panics on a peer's behaviour; every
-/// error ends the connection.
+/// error ends the connection. `tls` is the listener's TLS side, if it offers TLS.
 pub async fn serve(
     stream: Async<TcpStream>,
     listener: usize,
     config: Arc<ServerConfig>,
+    tls: Option<Arc<ListenerTls>>,
     ctx: ConnContext,
     mailbox: Arc<Mailbox>,
 ) {
@@ -75,11 +72,27 @@ pub async fn serve(
     let Ok(wake) = Async::new(MailboxFd(Arc::clone(&mailbox))) else {
         return;
     };
+    let mut link = Link::new(stream);
+    let mut implicit = None;
+    if let Some(setup) = tls.as_ref().filter(|t| t.implicit) {
+        match link.start_tls(setup).await {
+            Ok(info) => implicit = Some(info),
+            Err(reason) => {
+                ctx.log.info(&format!(
+                    "smtp-in: smtps from {peer}: tls handshake failed: {reason}"
+                ));
+                link.close().await;
+                return;
+            }
+        }
+    }
     let backend = Arc::clone(&ctx.backend);
     let box_for_open = Arc::clone(&mailbox);
     let id = unblock(move || backend.open(peer, local, listener, box_for_open)).await;
     let mut conn = Conn {
-        stream,
+        link,
+        tls,
+        peer: peer.to_string(),
         session: ServerSession::new(config, Instant::now()),
         ctx,
         id,
@@ -88,18 +101,26 @@ pub async fn serve(
         receiving: Receiving::None,
         counter: ReceivedCounter::default(),
         out: Vec::new(),
+        auth_asked: None,
+        held: None,
+        closing: false,
     };
+    if let Some(info) = implicit {
+        conn.tls_active(&info).await;
+    }
     conn.run().await;
     if let Receiving::Open(message) = std::mem::replace(&mut conn.receiving, Receiving::None) {
         let _ = unblock(move || message.abort()).await;
     }
-    let _ = conn.stream.get_ref().shutdown(Shutdown::Both);
+    conn.link.close().await;
     let backend = Arc::clone(&conn.ctx.backend);
     unblock(move || backend.closed(id)).await;
 }
 
 struct Conn {
-    stream: Async<TcpStream>,
+    link: Link,
+    tls: Option<Arc<ListenerTls>>,
+    peer: String,
     session: ServerSession,
     ctx: ConnContext,
     id: u64,
@@ -108,6 +129,12 @@ struct Conn {
     receiving: Receiving,
     counter: ReceivedCounter,
     out: Vec<u8>,
+    /// The AUTH question in flight and when it was asked.
+    auth_asked: Option<(ReqId, Instant)>,
+    /// A refused AUTH answer waiting for its time (see the module docs).
+    held: Option<(Instant, ReqId, Answer)>,
+    /// The engine ended the session (a `421` answer): close once it is written.
+    closing: bool,
 }
 
 impl Conn {
@@ -118,6 +145,12 @@ impl Conn {
             }
             if !self.flush().await {
                 self.session.handle(Input::PeerClosed, Instant::now());
+                continue;
+            }
+            if self.closing {
+                return;
+            }
+            if self.release_held() {
                 continue;
             }
             let notes = self.mailbox.take();
@@ -140,9 +173,9 @@ impl Conn {
             match action {
                 Action::Send(bytes) => self.out.extend_from_slice(&bytes),
                 Action::StartTls => {
-                    // Listeners with TLS are refused at startup; a StartTls cannot occur.
-                    let _ = self.flush().await;
-                    return true;
+                    if !self.flush().await || !self.start_tls().await {
+                        return true;
+                    }
                 }
                 Action::Ask(req, question) => self.ask(req, question).await,
                 Action::Body { chunk } => self.body(chunk).await,
@@ -192,6 +225,9 @@ impl Conn {
         if matches!(question, Question::DataStart { .. }) {
             self.counter = ReceivedCounter::default();
         }
+        if matches!(question, Question::Auth { .. }) {
+            self.auth_asked = Some((req, Instant::now()));
+        }
         let received = self.counter.count();
         let backend = Arc::clone(&self.ctx.backend);
         let id = self.id;
@@ -234,9 +270,14 @@ impl Conn {
 
     async fn handle_note(&mut self, note: Note) {
         match note {
-            Note::Answer(req, answer) => self
-                .session
-                .handle(Input::Answer(req, answer), Instant::now()),
+            Note::Answer(req, answer) => match self.auth_asked {
+                Some((asked, at)) if asked == req && !answer.reply.is_positive() => {
+                    self.auth_asked = None;
+                    let due = at.checked_add(FAILURE_DELAY).unwrap_or(at);
+                    self.held = Some((due, req, answer));
+                }
+                _ => self.answer(req, answer),
+            },
             Note::Open { msgid, header } => {
                 self.drop_message().await;
                 let spool = self.ctx.spool.clone();
@@ -323,17 +364,85 @@ impl Conn {
         }
     }
 
-    /// Write what the session sent; false when the client is gone or too slow.
+    /// Hand an engine answer to the session; a `421` ends the session once written.
+    fn answer(&mut self, req: ReqId, answer: Answer) {
+        if answer.reply.code == 421 {
+            self.closing = true;
+        }
+        self.session
+            .handle(Input::Answer(req, answer), Instant::now());
+    }
+
+    /// Give the held AUTH refusal to the session once its time came; true when it did.
+    fn release_held(&mut self) -> bool {
+        match self.held.take() {
+            Some((due, req, answer)) if due <= Instant::now() => {
+                self.answer(req, answer);
+                true
+            }
+            other => {
+                self.held = other;
+                false
+            }
+        }
+    }
+
+    /// Run the STARTTLS handshake (the `220` is written); false when it failed and the
+    /// connection must close.
+    async fn start_tls(&mut self) -> bool {
+        let Some(setup) = self.tls.clone() else {
+            return false;
+        };
+        match self.link.start_tls(&setup).await {
+            Ok(info) => {
+                self.tls_active(&info).await;
+                true
+            }
+            Err(reason) => {
+                self.ctx.log.info(&format!(
+                    "smtp-in: session {:016x}: STARTTLS from {}: tls handshake failed: {reason}",
+                    self.id, self.peer
+                ));
+                false
+            }
+        }
+    }
+
+    /// TLS is up: tell the session (STARTTLS) and the engine, log what was negotiated.
+    async fn tls_active(&mut self, info: &TlsInfo) {
+        self.ctx.log.info(&format!(
+            "smtp-in: session {:016x}: tls ciphers={} peer={}",
+            self.id,
+            info.ciphers_text(),
+            self.peer
+        ));
+        if self.tls.as_ref().is_some_and(|t| !t.implicit) {
+            self.session.handle(
+                Input::TlsEstablished {
+                    protocol: &info.protocol,
+                    cipher: info.openssl_cipher(),
+                },
+                Instant::now(),
+            );
+        }
+        let clause = info.received_clause();
+        let cipher = clause
+            .strip_prefix(&format!("{}:", info.protocol))
+            .unwrap_or(&clause)
+            .to_owned();
+        let protocol = info.protocol.clone();
+        let backend = Arc::clone(&self.ctx.backend);
+        let id = self.id;
+        unblock(move || backend.tls(id, protocol, cipher)).await;
+    }
+
+    /// Write what the session sent (and what TLS has to send); false when the client is
+    /// gone or too slow.
     async fn flush(&mut self) -> bool {
-        if self.out.is_empty() {
+        if self.out.is_empty() && !self.link.has_output() {
             return true;
         }
-        let write = async { self.stream.write_all(&self.out).await.is_ok() };
-        let ok = future::or(write, async {
-            Timer::after(WRITE_TIMEOUT).await;
-            false
-        })
-        .await;
+        let ok = self.link.send(&self.out).await;
         self.out.clear();
         if self.out.capacity() > KEEP_OUT {
             self.out.shrink_to(KEEP_OUT);
@@ -343,16 +452,23 @@ impl Conn {
 
     async fn wait_and_read(&mut self) {
         let capacity = self.session.recv_capacity().min(READ_CHUNK);
-        let deadline = self.session.poll_timeout();
+        if self.link.pending_input(capacity, &mut self.session) {
+            return;
+        }
+        let deadline = match (self.session.poll_timeout(), self.held.as_ref()) {
+            (Some(a), Some((b, _, _))) => Some(a.min(*b)),
+            (a, b) => a.or(b.map(|(due, _, _)| *due)),
+        };
         let mailbox = async {
             let _ = self.wake.readable().await;
             Wake::Mailbox
         };
+        let link = &self.link;
         let socket = async {
             if capacity == 0 {
                 future::pending::<()>().await;
             }
-            let _ = self.stream.readable().await;
+            link.readable().await;
             Wake::Socket
         };
         let timer = async {
@@ -367,40 +483,15 @@ impl Conn {
         let woke = future::or(mailbox, future::or(socket, timer)).await;
         match woke {
             Wake::Mailbox => {}
-            Wake::Socket => self.read_once(capacity),
+            Wake::Socket => self.link.read_into(capacity, &mut self.session),
             Wake::Deadline => {
-                // Re-read the clock: the session decides whether its deadline passed.
+                // Re-read the clock: the session decides whether its deadline passed (a
+                // held AUTH answer is released by the loop).
                 let now = Instant::now();
                 if self.session.poll_timeout().is_some_and(|at| at <= now) {
                     self.session.handle_timeout(now);
                 }
             }
         }
-    }
-
-    /// Read what the socket has (non-blocking) into the thread's buffer and give it to
-    /// the session at once.
-    fn read_once(&mut self, capacity: usize) {
-        let session = &mut self.session;
-        let mut stream = self.stream.get_ref();
-        READ_BUF.with(|buf| {
-            let Ok(mut buf) = buf.try_borrow_mut() else {
-                return;
-            };
-            let target = buf.get_mut(..capacity).unwrap_or_default();
-            match stream.read(target) {
-                Ok(0) => session.handle(Input::PeerClosed, Instant::now()),
-                Ok(n) => {
-                    let data = target.get(..n).unwrap_or_default();
-                    session.handle(Input::Received(data), Instant::now());
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                    ) => {}
-                Err(_) => session.handle(Input::PeerClosed, Instant::now()),
-            }
-        });
     }
 }

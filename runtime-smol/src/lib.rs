@@ -6,9 +6,11 @@
 //! listeners' binding, signals and the log. What is new here: the connections are tasks on
 //! one [`smol::Executor`] run by one thread per core ([`serve`]), each driving
 //! smtp-proto's server session over an `Async<TcpStream>` ([`conn`]), with no thread and
-//! no read buffer of its own while idle.
+//! no read buffer of its own while idle; STARTTLS and `smtps` through runtime-std's
+//! sans-I/O TLS pump ([`link`]); AUTH through the engine host, as in `smtpd-std`.
 
 pub mod accept;
 pub mod conn;
 pub mod fd;
+pub mod link;
 pub mod serve;

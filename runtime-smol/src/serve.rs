@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use mta_core::config::{Config, ListenerTls};
+use mta_core::config::Config;
 use mta_core::engine::{Engine, EngineFacts};
 use runtime_std::server::conn::ConnContext;
 use runtime_std::server::delivery_worker::DeliveryPool;
@@ -19,37 +19,9 @@ use smol::{Async, Executor};
 use crate::accept::{accept_loop, AcceptContext, Connections};
 use crate::fd::RawBorrowed;
 
-/// What `smtpd` says about a listener it cannot serve yet.
-pub const TLS_NOT_BUILT: &str = "TLS is not built into smtpd yet; use smtpd-std";
-
-/// What `smtpd` says about a listener with `auth`.
-pub const AUTH_NOT_BUILT: &str = "AUTH is not built into smtpd yet; use smtpd-std";
-
 /// Connections served at once by default: an idle one costs a few KiB and two
 /// descriptors, not a thread.
 pub const MAX_CONNECTIONS: usize = 20_000;
-
-/// The listeners this runtime cannot serve as configured (TLS, AUTH), one message each.
-pub fn unsupported_listeners(config: &Config) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (n, line) in config.listeners.iter().enumerate() {
-        if line.tls != ListenerTls::None {
-            problems.push(format!(
-                "listener {} (port {}): {TLS_NOT_BUILT}",
-                n + 1,
-                line.port
-            ));
-        }
-        if line.auth.is_some() {
-            problems.push(format!(
-                "listener {} (port {}): {AUTH_NOT_BUILT}",
-                n + 1,
-                line.port
-            ));
-        }
-    }
-    problems
-}
 
 /// Serve mail with `config` until SIGTERM or SIGINT on `threads` executor threads (one
 /// per core when `None`). On a stop signal, sessions get 421, deliveries in flight get
@@ -122,10 +94,6 @@ fn start(
     threads: Option<usize>,
     log: &Log,
 ) -> Result<(), String> {
-    let problems = unsupported_listeners(&config);
-    if let Some(first) = problems.first() {
-        return Err(first.clone());
-    }
     raise_descriptor_limit();
     let (spool, envelopes, queue_dir) = open_spool(&config, opts, log)?;
     // Before any thread exists: the fork server must be a single-threaded copy.
@@ -169,7 +137,7 @@ fn start(
             log.info(&format!("smtpd: listening on {addr}"));
         }
         let socket = Async::new(b.socket).map_err(|e| format!("listen: {e}"))?;
-        sockets.push((socket, b.index, b.session_config));
+        sockets.push((socket, b.index, b.session_config, b.tls));
     }
     let threads = threads
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
@@ -208,8 +176,8 @@ fn start(
     let all_ended = smol::block_on(executor.run(async {
         let accepting: Vec<_> = sockets
             .into_iter()
-            .map(|(socket, index, config)| {
-                executor.spawn(accept_loop(socket, index, config, ctx.clone()))
+            .map(|(socket, index, config, tls)| {
+                executor.spawn(accept_loop(socket, index, config, tls, ctx.clone()))
             })
             .collect();
         loop {
@@ -256,8 +224,7 @@ pub fn serve_command(options: &runtime_std::cli::Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut problems = check_listen_addresses(&loaded);
-    problems.extend(unsupported_listeners(&loaded.config));
+    let problems = check_listen_addresses(&loaded);
     if !problems.is_empty() {
         for p in problems {
             eprintln!("smtpd: {p}");
@@ -281,39 +248,4 @@ pub fn serve_command(options: &runtime_std::cli::Options) -> ExitCode {
         );
     }
     run(loaded.config, &opts, None)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use mta_core::config::{ListenAddress, Listener, ListenerAuth};
-
-    #[test]
-    fn tls_and_auth_listeners_are_refused_plain_ones_served() {
-        let mut config = Config::default();
-        config
-            .listeners
-            .push(Listener::new(ListenAddress::Localhost));
-        assert!(unsupported_listeners(&config).is_empty());
-        let mut tls = Listener::new(ListenAddress::Localhost);
-        tls.port = 587;
-        tls.tls = ListenerTls::StartTls;
-        tls.auth = Some(ListenerAuth {
-            table: None,
-            optional: false,
-        });
-        config.listeners.push(tls);
-        let mut smtps = Listener::new(ListenAddress::Any);
-        smtps.port = 465;
-        smtps.tls = ListenerTls::Smtps;
-        config.listeners.push(smtps);
-        assert_eq!(
-            unsupported_listeners(&config),
-            vec![
-                format!("listener 2 (port 587): {TLS_NOT_BUILT}"),
-                format!("listener 2 (port 587): {AUTH_NOT_BUILT}"),
-                format!("listener 3 (port 465): {TLS_NOT_BUILT}"),
-            ]
-        );
-    }
 }

@@ -119,7 +119,7 @@ fn start(name: &str, config: ServerConfig) -> Fixture {
             let listener = Async::new(listener).expect("async listener");
             let (stream, _) = listener.accept().await.expect("accept");
             let mailbox = Arc::new(Mailbox::new().expect("eventfd"));
-            serve(stream, 0, config, ctx, mailbox).await;
+            serve(stream, 0, config, None, ctx, mailbox).await;
         });
     });
     let client = TcpStream::connect(addr).expect("connect");
