@@ -15,7 +15,7 @@
 //! handshake runs on the bare socket (plaintext pipelined behind STARTTLS was already
 //! discarded by the session, CVE-2011-0411); an `smtps` listener does the handshake before
 //! the banner. AUTH (RFC 4954): a refused AUTH is answered
-//! [`FAILURE_DELAY`](runtime_std::auth::FAILURE_DELAY) after the command arrived, on the
+//! [`FAILURE_DELAY`] after the command arrived, on the
 //! task's timer; a `421` answer from the engine ends the session once written.
 
 use std::net::TcpStream;
