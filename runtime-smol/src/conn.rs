@@ -75,7 +75,7 @@ pub async fn serve(
     let mut link = Link::new(stream);
     let mut implicit = None;
     if let Some(setup) = tls.as_ref().filter(|t| t.implicit) {
-        match link.start_tls(setup).await {
+        match Box::pin(link.start_tls(setup)).await {
             Ok(info) => implicit = Some(info),
             Err(reason) => {
                 ctx.log.info(&format!(
@@ -140,10 +140,12 @@ struct Conn {
 impl Conn {
     async fn run(&mut self) {
         loop {
-            if self.drain_actions().await {
+            // The rarer steps are boxed so that the task of an idle connection stays small
+            // (its future is as big as its biggest await).
+            if Box::pin(self.drain_actions()).await {
                 return;
             }
-            if !self.flush().await {
+            if !Box::pin(self.flush()).await {
                 self.session.handle(Input::PeerClosed, Instant::now());
                 continue;
             }
@@ -156,7 +158,7 @@ impl Conn {
             let notes = self.mailbox.take();
             if !notes.is_empty() {
                 for note in notes {
-                    self.handle_note(note).await;
+                    Box::pin(self.handle_note(note)).await;
                 }
                 continue;
             }
@@ -393,7 +395,7 @@ impl Conn {
         let Some(setup) = self.tls.clone() else {
             return false;
         };
-        match self.link.start_tls(&setup).await {
+        match Box::pin(self.link.start_tls(&setup)).await {
             Ok(info) => {
                 self.tls_active(&info).await;
                 true
