@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# smtpd (the smol runtime) crash safety: SIGKILL under load and restarts, every message answered 250 is delivered, none partial: the checks of
-# smtpd-std-crash.sh run against the `smtpd` binary (that script takes its binary from
-# SMTPD_STD).
+# smtpd (the smol runtime) crash safety: SIGKILL under load and restarts, every message
+# answered 250 is delivered, none partial: the checks of smtpd-std-crash.sh run against
+# the `smtpd` binary (that script takes its binary from SMTPD_STD).
 #
 # SMTPD: the binary to test (default: built here, release profile, into
 # ${CARGO_TARGET_DIR:-target}).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# smtpd (the smol runtime) delivery failures: an mda's temporary failure is retried, a permanent one bounces as an RFC 3464 report: the checks of
-# smtpd-std-delivery-failures.sh run against the `smtpd` binary (that script takes its binary from
+# smtpd (the smol runtime) delivery failures: an mda's temporary failure is retried, a
+# permanent one bounces as an RFC 3464 report: the checks of smtpd-std-delivery-
+# failures.sh run against the `smtpd` binary (that script takes its binary from
 # SMTPD_STD).
 #
 # SMTPD: the binary to test (default: built here, release profile, into

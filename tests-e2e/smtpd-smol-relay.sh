@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# smtpd (the smol runtime) relaying (the engine host's relay deliveries: relay host, MX choice and failover, deferral, partial 550 bounce, TLS and AUTH to the next hop): the checks of
-# smtpd-std-relay.sh run against the `smtpd` binary (that script takes its binary from
-# SMTPD_STD).
+# smtpd (the smol runtime) relaying (the engine host's relay deliveries: relay host, MX
+# choice and failover, deferral, partial 550 bounce, TLS and AUTH to the next hop): the
+# checks of smtpd-std-relay.sh run against the `smtpd` binary (that script takes its
+# binary from SMTPD_STD).
 #
 # SMTPD: the binary to test (default: built here, release profile, into
 # ${CARGO_TARGET_DIR:-target}).

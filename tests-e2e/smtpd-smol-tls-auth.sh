@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# smtpd (the smol runtime) TLS and AUTH: STARTTLS, tls-require, smtps, AUTH PLAIN and LOGIN over TLS only with the failure delay and 421 at the third failure, STARTTLS injection discarded, swaks --tls: the checks of
-# smtpd-std-tls-auth.sh run against the `smtpd` binary (that script takes its binary from
-# SMTPD_STD).
+# smtpd (the smol runtime) TLS and AUTH: STARTTLS, tls-require, smtps, AUTH PLAIN and
+# LOGIN over TLS only with the failure delay and 421 at the third failure, STARTTLS
+# injection discarded, swaks --tls: the checks of smtpd-std-tls-auth.sh run against the
+# `smtpd` binary (that script takes its binary from SMTPD_STD).
 #
 # SMTPD: the binary to test (default: built here, release profile, into
 # ${CARGO_TARGET_DIR:-target}).

@@ -28,6 +28,9 @@ struct Script {
     final_dot: Mutex<Option<ReqId>>,
     committed: Mutex<Vec<Result<(), String>>>,
     closed: Mutex<bool>,
+    /// Keep the answer to MAIL until the test releases it.
+    hold_mail: bool,
+    held_mail: Mutex<Option<ReqId>>,
 }
 
 impl Script {
@@ -64,6 +67,9 @@ impl SessionBackend for Script {
                     envelopes: vec![("00000000000000aa01".to_owned(), b"record".to_vec())],
                 });
             }
+            Question::MailFrom { .. } if self.hold_mail => {
+                *self.held_mail.lock().unwrap() = Some(req);
+            }
             _ => self.push(Note::Answer(req, answer(250, "ok"))),
         }
     }
@@ -99,11 +105,15 @@ struct Fixture {
 }
 
 fn start(name: &str, config: ServerConfig) -> Fixture {
+    start_with(name, config, Script::default())
+}
+
+fn start_with(name: &str, config: ServerConfig, script: Script) -> Fixture {
     let dir = std::env::temp_dir().join(format!("smol-conn-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (spool, _) = Spool::open(&dir).expect("spool");
     let committer = GroupCommitter::start(spool.clone(), 8).expect("committer");
-    let script = Arc::new(Script::default());
+    let script = Arc::new(script);
     let ctx = ConnContext {
         backend: Arc::clone(&script) as Arc<dyn SessionBackend>,
         spool,
@@ -230,4 +240,42 @@ fn the_session_deadline_fires_on_the_timer() {
     assert!(last.starts_with("421"), "{last}");
     assert!(started.elapsed() < Duration::from_secs(8));
     assert!(*f.finish().closed.lock().unwrap());
+}
+
+#[test]
+fn the_task_stops_reading_while_an_answer_is_pending() {
+    let script = Script {
+        hold_mail: true,
+        ..Script::default()
+    };
+    let mut f = start_with("backpressure", config(), script);
+    assert!(f.reply().starts_with("220 "));
+    f.send("EHLO client.test\r\n");
+    assert!(f.reply().starts_with("250 "));
+    // Far more pipelined input than the session's 64 KiB receive buffer: read while the
+    // engine has not answered MAIL, it would overflow and end the session with 421.
+    let noops = 200_000;
+    let mut flood = String::from("MAIL FROM:<a@example.org>\r\n");
+    flood.push_str(&"NOOP\r\n".repeat(noops));
+    let mut writer = f.client.get_ref().try_clone().expect("clone");
+    let sender = std::thread::spawn(move || writer.write_all(flood.as_bytes()));
+    std::thread::sleep(Duration::from_millis(300));
+    let req = f
+        .script
+        .held_mail
+        .lock()
+        .unwrap()
+        .take()
+        .expect("MAIL asked");
+    f.script.push(Note::Answer(req, answer(250, "sender ok")));
+    let first = f.reply();
+    assert!(first.starts_with("250"), "{first}");
+    for n in 0..noops {
+        let line = f.reply();
+        assert!(line.starts_with("250"), "NOOP {n}: {line}");
+    }
+    sender.join().expect("writer").expect("flood written");
+    f.send("QUIT\r\n");
+    assert!(f.reply().starts_with("221"));
+    f.finish();
 }
