@@ -4,7 +4,8 @@
 # second; the check allows 5 s so a loaded machine does not fail it) and the message is
 # delivered. Prints the daemon's resident memory per idle connection (VmRSS before and
 # after opening them), for the record; nothing is asserted on memory. Then SIGTERM: every
-# idle session reads 421 and the daemon exits 0.
+# idle session reads 421 and the daemon exits 0. Checks the daemon has far fewer threads
+# than connections (a task per connection, not a thread).
 #
 # SMTPD: the binary to test (default: built here, release profile, into
 # ${CARGO_TARGET_DIR:-target}). IDLE: how many idle connections (default 2000).
@@ -36,12 +37,15 @@ port, pid, idle, mail, lib = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sy
 sys.path.insert(0, lib)
 import smtp_e2e
 
-def rss_kib():
+def status(field):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise SystemExit("no VmRSS")
+    raise SystemExit(f"no {field}")
+
+def rss_kib():
+    return status("VmRSS")
 
 def send(subject):
     start = time.monotonic()
@@ -80,7 +84,13 @@ if pending:
     raise SystemExit(f"{pending} of {idle} connections got no greeting")
 time.sleep(0.5)
 after = rss_kib()
+threads = status("Threads")
 print(f"ok: {idle} idle connections greeted")
+# One task per connection, not one thread: the daemon's threads are its executor, spool,
+# timer and delivery threads (and smol's blocking pool, idle here).
+if threads >= 200:
+    raise SystemExit(f"{threads} threads for {idle} idle connections")
+print(f"ok: {threads} threads in the daemon with {idle} idle connections")
 
 elapsed = send("while idle")
 smtp_e2e.wait_files(mail, "idle@example.org", 2)

@@ -7,9 +7,10 @@
 //! eventfd, the socket (only while the session has room for input, which is the
 //! backpressure), the session's deadline. An idle connection holds no read buffer: bytes
 //! are read into a buffer of the executor thread and handed to the session at once.
-//! Everything that may block (engine calls, which run lookups; spool writes) runs on
-//! smol's blocking pool; commits go to the group committer with a completion that wakes
-//! the task.
+//! What may block runs on smol's blocking pool: questions to the engine (they may run
+//! lookups: accounts, `.forward` files), the commit report, spool writes. Commits go to the
+//! group committer with a completion that wakes the task. Opening and closing a session,
+//! TLS news and an aborted body only take the engine's lock briefly and are called here.
 //!
 //! TLS (RFC 3207) goes through [`Link`]: on STARTTLS the `220` is written, then the
 //! handshake runs on the bare socket (plaintext pipelined behind STARTTLS was already
@@ -86,9 +87,11 @@ pub async fn serve(
             }
         }
     }
-    let backend = Arc::clone(&ctx.backend);
-    let box_for_open = Arc::clone(&mailbox);
-    let id = unblock(move || backend.open(peer, local, listener, box_for_open)).await;
+    // Opening and closing only take the engine's lock briefly (no lookups): called here,
+    // they cost no thread of the blocking pool when thousands of clients connect at once.
+    let id = ctx
+        .backend
+        .open(peer, local, listener, Arc::clone(&mailbox));
     let mut conn = Conn {
         link,
         tls,
@@ -113,8 +116,7 @@ pub async fn serve(
         let _ = unblock(move || message.abort()).await;
     }
     conn.link.close().await;
-    let backend = Arc::clone(&conn.ctx.backend);
-    unblock(move || backend.closed(id)).await;
+    conn.ctx.backend.closed(id);
 }
 
 struct Conn {
@@ -183,9 +185,7 @@ impl Conn {
                 Action::Body { chunk } => self.body(chunk).await,
                 Action::BodyAborted { .. } => {
                     self.drop_message().await;
-                    let backend = Arc::clone(&self.ctx.backend);
-                    let id = self.id;
-                    unblock(move || backend.body_aborted(id)).await;
+                    self.ctx.backend.body_aborted(self.id);
                 }
                 Action::Close(reason) => {
                     let _ = self.flush().await;
@@ -433,9 +433,7 @@ impl Conn {
             .unwrap_or(&clause)
             .to_owned();
         let protocol = info.protocol.clone();
-        let backend = Arc::clone(&self.ctx.backend);
-        let id = self.id;
-        unblock(move || backend.tls(id, protocol, cipher)).await;
+        self.ctx.backend.tls(self.id, protocol, cipher);
     }
 
     /// Write what the session sent (and what TLS has to send); false when the client is
