@@ -37,20 +37,34 @@ pub fn run(config: Config, opts: &ServeOptions, threads: Option<usize>) -> ExitC
     }
 }
 
-/// Raise the soft limit of open descriptors to the hard one: each connection holds two.
-pub fn raise_descriptor_limit() {
+/// Descriptors kept for everything but connections (listeners, spool, deliveries).
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// Raise the soft limit of open descriptors to the hard one and return how many
+/// connections it leaves room for: each holds two (its socket and its mailbox's eventfd),
+/// so a client beyond gets `421` rather than waiting unaccepted in the backlog.
+pub fn raise_descriptor_limit() -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit/setrlimit read and write the struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    let soft = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return usize::MAX;
         }
-    }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+        limit.rlim_cur
+    };
+    usize::try_from(soft.saturating_sub(RESERVED_DESCRIPTORS) / 2).unwrap_or(usize::MAX)
 }
 
 fn open_spool(
@@ -94,7 +108,13 @@ fn start(
     threads: Option<usize>,
     log: &Log,
 ) -> Result<(), String> {
-    raise_descriptor_limit();
+    let room = raise_descriptor_limit();
+    let max_connections = opts.max_connections.min(room).max(1);
+    if max_connections < opts.max_connections {
+        log.info(&format!(
+            "smtpd: at most {max_connections} connections at once (descriptor limit)"
+        ));
+    }
     let (spool, envelopes, queue_dir) = open_spool(&config, opts, log)?;
     // Before any thread exists: the fork server must be a single-threaded copy.
     // SAFETY: geteuid has no preconditions.
@@ -158,7 +178,7 @@ fn start(
             log: log.clone(),
         },
         connections: Arc::new(Connections::default()),
-        max_connections: opts.max_connections,
+        max_connections,
     };
     let (done_tx, done_rx) = async_channel::bounded::<()>(1);
     let mut workers = Vec::new();
