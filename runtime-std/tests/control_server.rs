@@ -74,11 +74,24 @@ fn socket_path() -> PathBuf {
     dir.join("smtpd.sock")
 }
 
+/// A server with a fake target; its directory is removed when the server is dropped
+/// (the server removes its socket first, as it is dropped before the guard).
 fn start() -> (Arc<Fake>, ControlServer, PathBuf) {
     let fake = Arc::new(Fake::default());
     let path = socket_path();
     let server = ControlServer::start(&path, fake.clone()).unwrap();
     (fake, server, path)
+}
+
+/// Removes a test's directory at the end of the test.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 fn euid() -> u32 {
@@ -89,6 +102,7 @@ fn euid() -> u32 {
 #[test]
 fn a_client_gets_answers_to_several_requests_on_one_connection() {
     let (fake, _server, path) = start();
+    let _cleanup = Cleanup(path.clone());
     let mut client = ControlClient::connect(&path).unwrap();
     assert_eq!(
         client.request(&Request::ShowStatus).unwrap(),
@@ -113,6 +127,7 @@ fn a_client_gets_answers_to_several_requests_on_one_connection() {
 #[test]
 fn a_large_submission_passes_whole() {
     let (fake, _server, path) = start();
+    let _cleanup = Cleanup(path.clone());
     let mut client = ControlClient::connect(&path).unwrap();
     let message = vec![b'x'; 3 * 1024 * 1024];
     let sub = Submission {
@@ -130,6 +145,7 @@ fn a_large_submission_passes_whole() {
 #[test]
 fn garbage_gets_an_error_and_the_connection_closes() {
     let (fake, _server, path) = start();
+    let _cleanup = Cleanup(path.clone());
     let mut stream = UnixStream::connect(&path).unwrap();
     stream
         .write_all(b"HELO there, this is not a frame\r\n")
@@ -147,6 +163,7 @@ fn garbage_gets_an_error_and_the_connection_closes() {
 #[test]
 fn a_second_daemon_cannot_take_a_live_socket_and_a_stale_one_is_replaced() {
     let (_fake, server, path) = start();
+    let _cleanup = Cleanup(path.clone());
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, if euid() == 0 { 0o666 } else { 0o600 });
     let err = ControlServer::start(&path, Arc::new(Fake::default())).unwrap_err();
@@ -192,6 +209,7 @@ fn smtpctl(path: &Path, args: &[&str]) -> (bool, String, String) {
 #[test]
 fn smtpctl_prints_opensmtpd_formats() {
     let (fake, _server, path) = start();
+    let _cleanup = Cleanup(path.clone());
     let (ok, out, _) = smtpctl(&path, &["show", "stats"]);
     assert!(ok);
     assert_eq!(
@@ -226,6 +244,7 @@ fn smtpctl_prints_opensmtpd_formats() {
 #[test]
 fn smtpctl_without_a_daemon_says_so() {
     let path = socket_path();
+    let _cleanup = Cleanup(path.clone());
     let (ok, _, err) = smtpctl(&path, &["show", "queue"]);
     assert!(!ok);
     assert!(err.contains("cannot connect"), "{err}");
@@ -234,6 +253,7 @@ fn smtpctl_without_a_daemon_says_so() {
 #[test]
 fn sendmail_t_submits_through_the_socket() {
     let (fake, _server, path) = start();
+    let _cleanup = Cleanup(path.clone());
     let mut child = Command::new(env!("CARGO_BIN_EXE_smtpctl"))
         .arg("-s")
         .arg(&path)
@@ -276,6 +296,7 @@ fn sendmail_t_submits_through_the_socket() {
 #[test]
 fn invoked_as_sendmail_it_takes_sendmail_options() {
     let (fake, _server, path) = start();
+    let _cleanup = Cleanup(path.clone());
     let link = path.with_file_name("sendmail");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_smtpctl"), &link).unwrap();
     // Under that name the arguments are sendmail's (smtpctl would call `-bp` an unknown
@@ -301,6 +322,7 @@ fn only_owner_and_root_may_change_things() {
         return;
     }
     let (fake, _server, path) = start();
+    let _cleanup = Cleanup(path.clone());
     let bin = env!("CARGO_BIN_EXE_smtpctl");
     let run_as_nobody = |args: &[&str]| {
         use std::os::unix::process::CommandExt;
@@ -329,4 +351,21 @@ fn only_owner_and_root_may_change_things() {
     let seen = fake.seen.lock().unwrap();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0], (Request::ShowStats, 65534));
+}
+
+#[test]
+fn the_server_stops_even_when_its_socket_file_is_gone() {
+    let (_fake, server, path) = start();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(server);
+        done_tx.send(()).unwrap();
+    });
+    assert!(
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .is_ok(),
+        "dropping the server must not hang"
+    );
 }

@@ -8,11 +8,14 @@
 //! (so local users can submit) and 0600 otherwise.
 
 mod client;
+pub mod engine_target;
 pub mod sendmail;
 mod server;
 pub mod smtpctl;
+pub mod submit;
 
 pub use client::ControlClient;
+pub use engine_target::{show_message, DaemonAccess, EngineControl};
 pub use server::{permitted, ControlServer, ControlTarget, MAX_CLIENTS};
 
 use std::path::PathBuf;

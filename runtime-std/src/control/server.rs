@@ -30,6 +30,9 @@ pub trait ControlTarget: Send + Sync {
 /// file (clients already connected finish their current request).
 pub struct ControlServer {
     path: PathBuf,
+    /// The listening socket's descriptor, owned by the accept thread; shut down to wake
+    /// its `accept` (the socket file may be gone by then).
+    listener_fd: std::os::unix::io::RawFd,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -65,6 +68,7 @@ impl ControlServer {
         let owner = euid();
         let mode = if owner == 0 { 0o666 } else { 0o600 };
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        let listener_fd = listener.as_raw_fd();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -72,6 +76,7 @@ impl ControlServer {
             .spawn(move || accept_loop(&listener, &target, &flag, owner))?;
         Ok(ControlServer {
             path: path.to_owned(),
+            listener_fd,
             stop,
             thread: Some(thread),
         })
@@ -86,8 +91,12 @@ impl ControlServer {
 impl Drop for ControlServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept call.
-        let _ = UnixStream::connect(&self.path);
+        // Wake the accept call: shutting a listening socket down makes a blocked accept
+        // return on Linux, even when its file was removed.
+        // SAFETY: the descriptor stays open until the accept thread, joined below, ends.
+        unsafe {
+            libc::shutdown(self.listener_fd, libc::SHUT_RDWR);
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -112,7 +121,7 @@ fn accept_loop(
             return;
         }
         let Ok(stream) = stream else {
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
             continue;
         };
         if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
