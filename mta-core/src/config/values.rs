@@ -1,7 +1,7 @@
 //! Values inside statements: durations (`4d`), sizes (`35M`), ports, relay URLs, listen
 //! addresses and inline tables (`{ a, b }`, `{ k = v }`).
 
-use std::net::IpAddr;
+use std::net::IpAddr; // allow-impure: address values, no socket
 use std::time::Duration;
 
 use super::lexer::TokKind;

@@ -3,7 +3,7 @@
 //! twice), and arbitrary bytes decoded as DNS answers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr}; // allow-impure: address values, no socket
 use std::time::Duration;
 
 use bytes::Bytes;

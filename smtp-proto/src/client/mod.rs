@@ -19,7 +19,7 @@
 //! # use std::{sync::Arc, time::Instant};
 //! # use smtp_proto::client::{Action, ClientConfig, ClientSession, Input};
 //! # fn read(_: &mut [u8]) -> usize { 0 }
-//! # fn now() -> Instant { unimplemented!() }
+//! # fn drive(now: impl Fn() -> Instant) {
 //! let mut session = ClientSession::new(Arc::new(ClientConfig::default()), now());
 //! let mut buf = vec![0; 16 * 1024];
 //! while !session.is_closed() {
@@ -40,6 +40,7 @@
 //!         session.handle(Input::Received(&buf[..n]), now());
 //!     }
 //! }
+//! # }
 //! ```
 
 mod actions;

@@ -23,7 +23,7 @@ use crate::server::{
 /// run counts virtual time. The machines themselves never read a clock.
 #[allow(clippy::disallowed_methods)] // the epoch of virtual time, read once per run
 pub fn epoch() -> Instant {
-    Instant::now()
+    Instant::now() // allow-impure: the harness epoch of virtual time
 }
 
 /// Fragments a token-mode script is made of.

@@ -12,7 +12,7 @@
 //! # use std::{sync::Arc, time::Instant};
 //! # use smtp_proto::server::{Action, Input, ServerConfig, ServerSession};
 //! # fn read(_: &mut [u8]) -> usize { 0 }
-//! # fn now() -> Instant { unimplemented!() }
+//! # fn drive(now: impl Fn() -> Instant) {
 //! let mut session = ServerSession::new(Arc::new(ServerConfig::default()), now());
 //! let mut buf = vec![0; 64 * 1024];
 //! while !session.is_closed() {
@@ -32,6 +32,7 @@
 //!         session.handle(Input::Received(&buf[..n]), now());
 //!     }
 //! }
+//! # }
 //! ```
 
 mod actions;

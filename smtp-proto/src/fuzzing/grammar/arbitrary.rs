@@ -64,7 +64,7 @@ fn literal(g: &mut Gen) -> String {
         }
         1 => {
             let segs: [u16; 8] = Arbitrary::arbitrary(g);
-            format!("[IPv6:{}]", std::net::Ipv6Addr::from(segs))
+            format!("[IPv6:{}]", std::net::Ipv6Addr::from(segs)) // allow-impure: an address value
         }
         _ => format!("[{}:{}]", label(g), word(g, b"abc\"#.:;<=>ZYX", 8)),
     }
