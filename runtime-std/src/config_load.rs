@@ -80,31 +80,18 @@ pub fn state_dir_for(
 /// macro): the user running the daemon, or `nobody` for root, since nothing is ever
 /// delivered as root.
 pub fn state_user() -> String {
+    use crate::delivery::user::{lookup_uid, UserLookup};
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
     if uid == 0 {
         return "nobody".to_string();
     }
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer refers to live, correctly sized storage owned here, and the
-    // name is copied out before `buf` is dropped.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid,
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc == 0 && !result.is_null() {
-        // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
-        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-        return name.to_string_lossy().into_owned();
+    match lookup_uid(uid) {
+        UserLookup::Found(account) => account.name,
+        UserLookup::NotFound | UserLookup::TempFail(_) => {
+            std::env::var("USER").unwrap_or_else(|_| uid.to_string())
+        }
     }
-    std::env::var("USER").unwrap_or_else(|_| uid.to_string())
 }
 
 /// Loads `file` (or the built-in configuration when `None`) with command-line macros,

@@ -50,22 +50,35 @@ pub fn lookup_user(name: &str) -> UserLookup {
     let Ok(c_name) = CString::new(name) else {
         return UserLookup::NotFound;
     };
+    lookup_with(&format!("{name:?}"), |pwd, buf, len, result| {
+        // SAFETY: every pointer is valid for the call (see `lookup_with`).
+        unsafe { libc::getpwnam_r(c_name.as_ptr(), pwd, buf, len, result) }
+    })
+}
+
+/// Look the account of `uid` up with `getpwuid_r`, with the same answers as
+/// [`lookup_user`].
+pub fn lookup_uid(uid: u32) -> UserLookup {
+    lookup_with(&format!("uid {uid}"), |pwd, buf, len, result| {
+        // SAFETY: every pointer is valid for the call (see `lookup_with`).
+        unsafe { libc::getpwuid_r(uid, pwd, buf, len, result) }
+    })
+}
+
+/// The buffer growth and error mapping shared by the `getpw*_r` lookups: `call` gets a
+/// zeroed passwd, a buffer and its length, and the result pointer to fill.
+fn lookup_with(
+    what: &str,
+    call: impl Fn(*mut libc::passwd, *mut libc::c_char, usize, *mut *mut libc::passwd) -> libc::c_int,
+) -> UserLookup {
     let mut size = 1024usize;
     loop {
         let mut buf = vec![0u8; size];
-        // SAFETY: an all-zero passwd is a valid value for getpwnam_r to fill.
+        // SAFETY: an all-zero passwd is a valid value for getpw*_r to fill.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call and buf outlives the use of pwd.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                c_name.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
+        // buf outlives every use of pwd below.
+        let rc = call(&mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result);
         if rc == libc::ERANGE && size < MAX_PASSWD_BUFFER {
             size = size.saturating_mul(4);
             continue;
@@ -76,7 +89,7 @@ pub fn lookup_user(name: &str) -> UserLookup {
             0 => UserLookup::Found(unsafe { account_from(&pwd) }),
             libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => UserLookup::NotFound,
             code => UserLookup::TempFail(format!(
-                "user lookup of {name:?} failed: {}",
+                "user lookup of {what} failed: {}",
                 std::io::Error::from_raw_os_error(code)
             )),
         };
