@@ -46,6 +46,12 @@ pub enum Effect {
     UpdateTable(String),
     /// Answer [`Response::Text`] with the lines of this queued message (`show message`).
     ShowMessage(MessageId),
+    /// Answer [`Response::Text`] with the relay routes the runtime's router knows, one
+    /// per line (`show routes`); the router lives with the runtime's relay agent.
+    ShowRoutes,
+    /// Answer [`Response::Text`] with the MX hosts the router knows and whether each is
+    /// marked broken (`show hosts`).
+    ShowHosts,
     /// Queue this locally submitted message as a session from the local enqueuer would,
     /// and answer [`Response::Text`] with the message id, or an error.
     Enqueue(Submission),
@@ -118,9 +124,8 @@ impl ControlState {
             },
             Request::ShowStats | Request::Monitor => Answer::Reply(self.stats(engine, now)),
             Request::ShowStatus => Answer::Reply(Response::Status(self.status)),
-            // The daemon keeps no relay route or MX host state between deliveries: the
-            // lists are empty, as OpenSMTPD prints them when nothing is known.
-            Request::ShowRoutes | Request::ShowHosts => Answer::Reply(Response::Text(Vec::new())),
+            Request::ShowRoutes => Answer::Runtime(Effect::ShowRoutes),
+            Request::ShowHosts => Answer::Runtime(Effect::ShowHosts),
             Request::Schedule(t) => self.queue_control(engine, *t, Control::Schedule(*t)),
             Request::Remove(t) => self.queue_control(engine, *t, Control::Remove(*t)),
             Request::Pause(agent) => self.pause(*agent, true),

@@ -9,6 +9,8 @@
 //! threads, one per message shard, in the engine's order within a message (a removal must
 //! never overtake the update or the report before it).
 
+mod control_access;
+
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::net::SocketAddr;

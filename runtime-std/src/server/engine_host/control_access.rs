@@ -1,0 +1,1 @@
+//! The control socket's door into the engine host ([`super::EngineHost`]).
