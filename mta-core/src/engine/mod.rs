@@ -175,6 +175,26 @@ impl Engine {
         })
     }
 
+    /// Swaps in new contents for table `table.name` (`smtpctl update table`): the rules are
+    /// compiled again from the changed configuration; sessions and expansions already
+    /// running keep the tables they started with.
+    ///
+    /// # Errors
+    /// When no table has that name, or the rules no longer compile; the engine then keeps
+    /// its current configuration.
+    pub fn replace_table(&mut self, table: crate::table::Table) -> Result<(), String> {
+        if !self.config.tables.contains_key(&table.name) {
+            return Err(format!("no such table: {}", table.name));
+        }
+        let mut config = Config::clone(&self.config);
+        config.tables.insert(table.name.clone(), table);
+        let ruleset = Ruleset::new(&config, self.facts.local.clone())
+            .map_err(|e| format!("invalid rule: {e}"))?;
+        self.config = Arc::new(config);
+        self.ruleset = Arc::new(ruleset);
+        Ok(())
+    }
+
     /// Registers a new connection and returns its id; feed its questions with that id and
     /// end it with [`Input::SessionClosed`]. Logs `smtp-in: session ... connected from ...`.
     /// Ids are never 0 (the session of report lookups) and never reused while open.

@@ -138,3 +138,24 @@ fn the_engine_can_be_shared_between_threads() {
     assert!(shareable(PhantomData::<Action>));
     assert!(shareable(PhantomData::<Input>));
 }
+
+#[test]
+fn replace_table_swaps_contents_and_refuses_unknown_names() {
+    let text = "table users { \"alice\" }\nlisten on 127.0.0.1\naction \"d\" maildir\nmatch from any for rcpt-to <users> action \"d\"\n";
+    let config = crate::config::parse(text, "t.conf", &[], &mut |p| Err(p.to_owned())).unwrap();
+    let start = UnixTime::from_millis(0);
+    let mut engine = Engine::new(Arc::new(config), EngineFacts::new("mx.test", 7), start).unwrap();
+    let mut users = engine.config().tables["users"].clone();
+    users.entries = crate::table::TableEntries::List(vec!["bob".to_owned()]);
+    engine.replace_table(users).unwrap();
+    assert!(engine.config().tables["users"].entries.contains_key("bob"));
+    assert!(!engine.config().tables["users"]
+        .entries
+        .contains_key("alice"));
+    let mut ghost = engine.config().tables["users"].clone();
+    ghost.name = "ghost".to_owned();
+    assert_eq!(
+        engine.replace_table(ghost),
+        Err("no such table: ghost".to_owned())
+    );
+}
