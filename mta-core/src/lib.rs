@@ -21,6 +21,7 @@ pub mod control;
 pub mod dns;
 pub mod engine;
 pub mod expand;
+pub mod faults;
 #[cfg(any(test, feature = "__fuzz"))]
 pub mod fuzzing;
 pub mod queue;

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config_load;
 pub mod control;
 pub mod delivery;
+pub mod monkey;
 pub mod relay;
 pub mod server;
 pub mod spool;

@@ -1,0 +1,1 @@
+//! The fault plan of monkey mode (DESIGN.md, "Faults by design").

@@ -1,0 +1,1 @@
+//! Monkey mode: the runtime's effects failing on purpose, by a seeded fault plan.
