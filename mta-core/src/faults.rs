@@ -1,1 +1,0 @@
-//! The fault plan of monkey mode (DESIGN.md, "Faults by design").
