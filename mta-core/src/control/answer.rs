@@ -114,7 +114,7 @@ impl ControlState {
                 engine
                     .scheduler()
                     .envelopes()
-                    .map(|e| QueueRow::of(e, now))
+                    .map(|e| QueueRow::of_queued(e, engine.scheduler().is_held(e.id), now))
                     .collect(),
             )),
             Request::ShowEnvelope(id) => Answer::Reply(show_envelope(engine, *id)),
@@ -130,11 +130,8 @@ impl ControlState {
             Request::Remove(t) => self.queue_control(engine, *t, Control::Remove(*t)),
             Request::Pause(agent) => self.pause(*agent, true),
             Request::Resume(agent) => self.pause(*agent, false),
-            Request::PauseEnvelope(_) | Request::ResumeEnvelope(_) => {
-                Answer::Reply(Response::Error(
-                    "pausing single envelopes is not supported by this scheduler".to_owned(),
-                ))
-            }
+            Request::PauseEnvelope(t) => self.queue_control(engine, *t, Control::Hold(*t)),
+            Request::ResumeEnvelope(t) => self.queue_control(engine, *t, Control::Release(*t)),
             Request::LogBrief | Request::LogVerbose => {
                 self.verbose = matches!(request, Request::LogVerbose);
                 Answer::Runtime(Effect::Verbose(self.verbose))

@@ -10,7 +10,7 @@
 //! [`ControlState::answer`] implements the engine side of the verbs of smtpctl(8): it
 //! reads the [`Engine`](crate::engine::Engine) for `show` verbs and says which
 //! [`Control`](crate::engine::Control) to feed for `schedule`, `remove`, `pause` and
-//! `resume`, or which [`Effect`] only the runtime can perform (`pause smtp`, `show
+//! `resume` (of agents and of envelopes), or which [`Effect`] only the runtime can perform (`pause smtp`, `show
 //! message`, local submission).
 
 mod answer;

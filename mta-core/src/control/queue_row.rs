@@ -13,7 +13,8 @@ pub struct QueueRow {
     pub family: String,
     /// Type of delivery: `mta`, `mda` or `bounce`.
     pub kind: String,
-    /// Flags, comma-separated (`authenticated`, `bounce`), or `-`.
+    /// Flags, comma-separated (`authenticated`, `bounce`, and `suspend` for an envelope
+    /// held by `pause envelope`, as OpenSMTPD's smtpctl writes it), or `-`.
     pub flags: String,
     /// The return path, empty for `<>`.
     pub sender: String,
@@ -39,8 +40,15 @@ pub struct QueueRow {
 }
 
 impl QueueRow {
-    /// The row of `envelope` at time `now`.
+    /// The row of `envelope` at time `now`, not held.
     pub fn of(envelope: &Envelope, now: UnixTime) -> QueueRow {
+        QueueRow::of_queued(envelope, false, now)
+    }
+
+    /// The row of a queued `envelope` at time `now`; `held` when the scheduler holds it
+    /// (`pause envelope`): flagged `suspend`, and still `pending` with the time to its next
+    /// try, as OpenSMTPD shows a suspended envelope.
+    pub fn of_queued(envelope: &Envelope, held: bool, now: UnixTime) -> QueueRow {
         let family = family(&envelope.source);
         let kind = if envelope.flags.bounce {
             "bounce"
@@ -55,6 +63,9 @@ impl QueueRow {
         }
         if envelope.flags.bounce {
             flags.push("bounce");
+        }
+        if held {
+            flags.push("suspend");
         }
         let flags = if flags.is_empty() {
             "-".to_owned()

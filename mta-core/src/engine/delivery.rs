@@ -59,7 +59,7 @@ impl Engine {
             Ok(()) => {
                 let n = self.queued.entry(msgid).or_insert(0);
                 *n = n.saturating_add(1);
-                self.stats.add("scheduler.envelope", 1);
+                self.stats.enqueued();
             }
             Err(e) => self.log(format!("queue: envelope {id} not queued: {e}")),
         }
@@ -84,13 +84,17 @@ impl Engine {
         let counter = match &outcome {
             Outcome::Delivered => "scheduler.delivery.ok",
             Outcome::TempFail(_) => "scheduler.delivery.tempfail",
+            // RFC 3463 §3.5: X.4.6, routing loop detected.
+            Outcome::PermFail(f) if (f.status.subject, f.status.detail) == (4, 6) => {
+                "scheduler.delivery.loop"
+            }
             Outcome::PermFail(_) => "scheduler.delivery.permfail",
         };
         let input = scheduler::Input::DeliveryResult { id, outcome };
         if self.scheduler.handle(input, now).is_ok() {
             self.log(line);
             self.stats.add(counter, 1);
-            self.stats.add("scheduler.envelope.inflight", -1);
+            self.stats.delivery(envelope.delivery.is_local(), false);
         }
         self.drain_scheduler(now);
     }
@@ -102,6 +106,8 @@ impl Engine {
             Control::Remove(t) => scheduler::Input::Remove(t),
             Control::Pause(s) => scheduler::Input::Pause(s),
             Control::Resume(s) => scheduler::Input::Resume(s),
+            Control::Hold(t) => scheduler::Input::Hold(t),
+            Control::Release(t) => scheduler::Input::Release(t),
         };
         // These inputs name no envelope that must exist: they cannot fail.
         let _ = self.scheduler.handle(input, now);
@@ -128,7 +134,7 @@ impl Engine {
         while let Some(action) = self.scheduler.poll_action() {
             match action {
                 scheduler::Action::Deliver(e) => {
-                    self.stats.add("scheduler.envelope.inflight", 1);
+                    self.stats.delivery(e.delivery.is_local(), true);
                     self.actions.push_back(Action::Deliver(e));
                 }
                 scheduler::Action::Update(e) => self.actions.push_back(Action::UpdateEnvelope(e)),
@@ -158,7 +164,12 @@ impl Engine {
             }
             scheduler::Event::Expired(id) => {
                 self.stats.add("scheduler.delivery.expired", 1);
+                self.stats.add("scheduler.envelope.expired", 1);
                 format!("queue: envelope {id} expired")
+            }
+            scheduler::Event::Removed(id) => {
+                self.stats.add("scheduler.envelope.removed", 1);
+                format!("queue: envelope {id} removed by request")
             }
         };
         self.log(line);
@@ -171,7 +182,7 @@ impl Engine {
             if *n == 0 {
                 self.queued.remove(&msgid);
             }
-            self.stats.add("scheduler.envelope", -1);
+            self.stats.dequeued();
         }
         self.actions.push_back(Action::RemoveEnvelope(id));
     }
@@ -353,6 +364,8 @@ impl Engine {
         out.queuing = true;
         out.retry = None;
         let report = out.report.clone();
+        self.stats
+            .add("scheduler.envelope.incoming", count(&envelopes));
         self.actions.push_back(Action::QueueBounce {
             report,
             msgid,
@@ -390,6 +403,8 @@ impl Engine {
             return;
         }
         out.queuing = false;
+        let incoming = count(&out.envelopes);
+        self.stats.add("scheduler.envelope.incoming", -incoming);
         match result {
             Ok(()) => {
                 let Some(out) = self.reports.remove(&msgid) else {
@@ -423,6 +438,8 @@ impl Engine {
         } else {
             out.queuing = true;
             let (report, envelopes) = (out.report.clone(), out.envelopes.clone());
+            self.stats
+                .add("scheduler.envelope.incoming", count(&envelopes));
             self.actions.push_back(Action::QueueBounce {
                 report,
                 msgid,
@@ -430,4 +447,9 @@ impl Engine {
             });
         }
     }
+}
+
+/// A number of envelopes as a statistic's increment.
+pub(super) fn count<T>(items: &[T]) -> i64 {
+    i64::try_from(items.len()).unwrap_or(i64::MAX)
 }

@@ -56,7 +56,8 @@ pub struct SessionInfo {
 /// The result of an effect the runtime performed; `Err` holds a reason for logs.
 pub type EffectResult = Result<(), String>;
 
-/// A queue control command (smtpctl(8) `schedule`, `remove`, `pause`, `resume`).
+/// A queue control command (smtpctl(8) `schedule`, `remove`, `pause`, `resume`, and
+/// their `envelope` forms).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Control {
     /// Try these envelopes now.
@@ -67,6 +68,12 @@ pub enum Control {
     Pause(Scope),
     /// Deliver this kind again.
     Resume(Scope),
+    /// Hold these envelopes (`pause envelope ID|MSGID|all`): they keep their state but
+    /// are neither tried nor expired until released.
+    Hold(Target),
+    /// Release held envelopes (`resume envelope ID|MSGID|all`): each is tried at its next
+    /// try time, at once if that passed.
+    Release(Target),
 }
 
 /// One input to [`Engine::handle`](super::Engine::handle).

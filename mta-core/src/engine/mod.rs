@@ -29,10 +29,26 @@
 //! user=..., method=..., delay=Ns, stat=...`, and `queue: ...` lines for deferrals,
 //! expiries and reports. Session ids are 16 hex digits, message ids 8, envelope ids 16.
 //!
-//! **Statistics** ([`Engine::stats`]) use OpenSMTPD's names: gauges `smtp.session`,
-//! `smtp.session.inet4|inet6|local`, `scheduler.envelope`, `scheduler.envelope.inflight`;
-//! counters `smtp.tls`, `smtp.message`, `smtp.loop`, `scheduler.delivery.ok|tempfail|
-//! permfail|expired`, `queue.bounce`.
+//! **Statistics** ([`Engine::stats`], every key listed with its meaning in
+//! [`STAT_KEYS`], all present from the start) use OpenSMTPD's names:
+//! - gauges: `smtp.session` and `smtp.session.inet4|inet6|local` (open sessions),
+//!   `scheduler.envelope` (queued envelopes), `scheduler.envelope.incoming` (envelopes
+//!   of messages and reports being committed), `scheduler.envelope.inflight` (being
+//!   delivered), `mda.envelope` and `mta.envelope` (local and relayed deliveries in
+//!   flight);
+//! - counters: `smtp.tls` (STARTTLS handshakes), `smtp.smtps` (handshakes on smtps
+//!   listeners), `smtp.message` (messages accepted), `smtp.loop` (refused for too many
+//!   `Received:`), `scheduler.delivery.ok|tempfail|permfail|loop` (delivery results,
+//!   `loop` for a permanent 5.4.6), `scheduler.delivery.expired` and
+//!   `scheduler.envelope.expired` (both count expiries), `scheduler.envelope.removed`
+//!   (`smtpctl remove`), `queue.bounce` (reports queued);
+//! - counters of ours where OpenSMTPD's `monitor` derives the figure from a gauge's ups and
+//!   downs: `smtp.session.new` and `smtp.session.closed` (sessions opened and closed),
+//!   `scheduler.envelope.enqueued` and `scheduler.envelope.dequeued` (envelopes that
+//!   entered and left the queue).
+//!
+//! **Holds.** [`Control::Hold`] (`smtpctl pause envelope`) keeps envelopes from being
+//! tried (and from expiring) until [`Control::Release`]; see [`Scheduler::is_held`].
 
 mod action;
 mod delivery;
@@ -51,6 +67,7 @@ pub use action::Action;
 pub use input::{Control, EffectResult, Input, LookupId, PeerAddr, SessionId, SessionInfo};
 pub use method::{LocalMethodSpec, MethodSpecError};
 pub use received::ReceivedCounter;
+pub use stats::{StatKey, StatKind, STAT_KEYS};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -270,8 +287,9 @@ impl Engine {
             .min()
     }
 
-    /// Counters in OpenSMTPD's naming (`smtpctl show stats`): `smtp.session`,
-    /// `smtp.session.inet4`, `scheduler.envelope`, `queue.bounce`, ...
+    /// Counters in OpenSMTPD's naming (`smtpctl show stats`): every key of
+    /// [`STAT_KEYS`], e.g. `smtp.session`, `smtp.session.inet4`, `scheduler.envelope`,
+    /// `queue.bounce`.
     pub fn stats(&self) -> BTreeMap<&'static str, i64> {
         self.stats.snapshot()
     }

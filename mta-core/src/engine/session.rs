@@ -324,13 +324,16 @@ impl Engine {
             let line =
                 format!("smtp-in: session {sid}: STARTTLS protocol={protocol} cipher={cipher}");
             session.tls = Some((protocol, cipher));
+            // smtps sessions (TLS from the first byte) count apart, as in OpenSMTPD.
+            let smtps = session.info.tls;
             // The session forgets any transaction at STARTTLS (RFC 3207 §4.2); so do we.
             let txn = session.txn.take();
             self.log(line);
             if let Some(txn) = txn {
                 self.drop_transaction(sid, txn);
             }
-            self.stats.add("smtp.tls", 1);
+            self.stats
+                .add(if smtps { "smtp.smtps" } else { "smtp.tls" }, 1);
         }
     }
 

@@ -435,6 +435,8 @@ impl Engine {
         let envelopes = self.build_envelopes(sid, msgid, &txn, now);
         let records = envelopes.iter().map(|e| (e.id, queue::encode(e))).collect();
         self.incoming.remove(&msgid);
+        let incoming = super::delivery::count(&envelopes);
+        self.stats.add("scheduler.envelope.incoming", incoming);
         self.commits.insert(
             msgid,
             Commit {
@@ -577,6 +579,8 @@ impl Engine {
         let Some(commit) = self.commits.remove(&msgid) else {
             return;
         };
+        let incoming = super::delivery::count(&commit.envelopes);
+        self.stats.add("scheduler.envelope.incoming", -incoming);
         let open = self.sessions.contains_key(&commit.session);
         match result {
             Ok(()) => {

@@ -50,6 +50,7 @@
 //! }
 //! ```
 
+mod control;
 mod retry;
 #[cfg(test)]
 mod tests;
@@ -155,6 +156,12 @@ pub enum Input {
     Pause(Scope),
     /// Hand out deliveries of this kind again (`smtpctl resume`).
     Resume(Scope),
+    /// Hold these envelopes (`smtpctl pause envelope`): never handed out, no timer, no
+    /// expiry while held; an attempt under way finishes. See [`Scheduler::is_held`].
+    Hold(Target),
+    /// Release held envelopes (`smtpctl resume envelope`): each waits for its next try
+    /// again, due at once when that time (or its expiry) passed.
+    Release(Target),
     /// Time passed (the deadline of [`Scheduler::poll_timeout`] came).
     Tick,
 }
@@ -187,6 +194,9 @@ pub enum Event {
     },
     /// An envelope ran out of time.
     Expired(EnvelopeId),
+    /// An envelope left the queue at a control request (`smtpctl remove`), without a
+    /// report; its [`Action::Remove`] follows.
+    Removed(EnvelopeId),
 }
 
 /// Something the runtime must do.
@@ -267,6 +277,11 @@ struct Entry {
     envelope: Envelope,
     /// Removed by control while in flight: delete once the result comes.
     removing: bool,
+    /// Held by control (`smtpctl pause envelope`): out of `waiting` until released.
+    held: bool,
+    /// While waiting (pending or deferred): when it is due, its key in `waiting` unless
+    /// held.
+    ready: Option<UnixTime>,
 }
 
 /// A report being collected for one message.
@@ -325,6 +340,16 @@ impl Scheduler {
             Input::Remove(target) => {
                 for id in self.targets(target) {
                     self.remove(id);
+                }
+            }
+            Input::Hold(target) => {
+                for id in self.targets(target) {
+                    self.hold(id);
+                }
+            }
+            Input::Release(target) => {
+                for id in self.targets(target) {
+                    self.release(id);
                 }
             }
             Input::Pause(scope) => kinds(scope).iter().for_each(|&k| self.set_paused(k, true)),
@@ -409,20 +434,17 @@ impl Scheduler {
             EnvelopeState::Deferred { next } => Some(next),
             EnvelopeState::Expired | EnvelopeState::Failed => None,
         };
-        let kind = kind_of(&e);
         self.envelopes.insert(
             id,
             Entry {
                 envelope: e,
                 removing: false,
+                held: false,
+                ready: None,
             },
         );
         match ready {
-            Some(t) => {
-                if let Some(w) = self.waiting.get_mut(kind) {
-                    w.insert((t, id));
-                }
-            }
+            Some(t) => self.enqueue_waiting(id, t),
             // Already persisted as failed: only its report is left to send.
             None => self.fail(id, now, false),
         }
@@ -448,6 +470,7 @@ impl Scheduler {
         }
         if entry.removing {
             self.envelopes.remove(&id);
+            self.actions.push_back(Action::Event(Event::Removed(id)));
             self.actions.push_back(Action::Remove(id));
             return Ok(());
         }
@@ -499,9 +522,7 @@ impl Scheduler {
             self.actions
                 .push_back(Action::Update(entry.envelope.clone()));
         }
-        if let Some(w) = self.waiting.get_mut(kind) {
-            w.insert((next, id));
-        }
+        self.enqueue_waiting(id, next);
         self.actions
             .push_back(Action::Event(Event::Deferred { id, next }));
     }
@@ -558,79 +579,6 @@ impl Scheduler {
         report.envelopes.push(e);
     }
 
-    fn schedule_now(&mut self, id: EnvelopeId, now: UnixTime) {
-        let Some(entry) = self.envelopes.get_mut(&id) else {
-            return;
-        };
-        let e = &mut entry.envelope;
-        if let EnvelopeState::Deferred { next } = e.state {
-            if let Some(w) = self.waiting.get_mut(kind_of(e)) {
-                w.remove(&(next, id));
-                w.insert((now, id));
-            }
-            e.state = EnvelopeState::Pending;
-        }
-    }
-
-    fn remove(&mut self, id: EnvelopeId) {
-        let Some(entry) = self.envelopes.get_mut(&id) else {
-            return;
-        };
-        let e = &entry.envelope;
-        match e.state {
-            EnvelopeState::InFlight => {
-                entry.removing = true;
-                return;
-            }
-            EnvelopeState::Pending | EnvelopeState::Deferred { .. } => {
-                let t = match e.state {
-                    EnvelopeState::Deferred { next } => Some(next),
-                    _ => None,
-                };
-                if let Some(w) = self.waiting.get_mut(kind_of(e)) {
-                    match t {
-                        Some(next) => {
-                            w.remove(&(next, id));
-                        }
-                        None => w.retain(|&(_, x)| x != id),
-                    }
-                }
-            }
-            EnvelopeState::Expired | EnvelopeState::Failed => {
-                let key = (id.message_id(), ReportKind::Failure);
-                if let Some(report) = self.reports.get_mut(&key) {
-                    report.envelopes.retain(|x| x.id != id);
-                    if report.envelopes.is_empty() {
-                        self.report_deadlines
-                            .remove(&(report.deadline, key.0, key.1));
-                        self.reports.remove(&key);
-                    }
-                }
-            }
-        }
-        self.envelopes.remove(&id);
-        self.actions.push_back(Action::Remove(id));
-    }
-
-    fn targets(&self, target: Target) -> Vec<EnvelopeId> {
-        match target {
-            Target::Envelope(id) => vec![id],
-            Target::Message(m) => {
-                let low = u64::from(m.get()) << 32;
-                let (Some(first), Some(last)) =
-                    (EnvelopeId::new(low | 1), EnvelopeId::new(low | 0xffff_ffff))
-                else {
-                    return Vec::new();
-                };
-                self.envelopes
-                    .range(first..=last)
-                    .map(|(&id, _)| id)
-                    .collect()
-            }
-            Target::All => self.envelopes.keys().copied().collect(),
-        }
-    }
-
     /// Hands out due envelopes within the in-flight limits, expires the overdue, and
     /// sends the reports whose window closed.
     fn process(&mut self, now: UnixTime) {
@@ -651,6 +599,9 @@ impl Scheduler {
                 }
                 if let Some(w) = self.waiting.get_mut(kind) {
                     w.remove(&(t, id));
+                }
+                if let Some(entry) = self.envelopes.get_mut(&id) {
+                    entry.ready = None;
                 }
                 if expired {
                     self.expire(id, now);

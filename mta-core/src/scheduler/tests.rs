@@ -10,6 +10,8 @@ use crate::bounce::ReportKind;
 use crate::queue::{DeliveryKind, Envelope, EnvelopeId, EnvelopeState, Failure, Notify};
 use crate::time::UnixTime;
 
+mod hold;
+
 const T0: u64 = 1_795_896_568;
 
 fn t(secs: u64) -> UnixTime {
@@ -394,7 +396,10 @@ fn pause_resume_schedule_remove() {
         t(5),
     )
     .unwrap();
-    assert_eq!(drain(&mut s), [Action::Remove(id(B))]);
+    assert_eq!(
+        drain(&mut s),
+        [Action::Event(Event::Removed(id(B))), Action::Remove(id(B))]
+    );
     s.handle(
         Input::DeliveryResult {
             id: id(A),
@@ -403,7 +408,10 @@ fn pause_resume_schedule_remove() {
         t(5),
     )
     .unwrap();
-    assert_eq!(drain(&mut s), [Action::Remove(id(A))]);
+    assert_eq!(
+        drain(&mut s),
+        [Action::Event(Event::Removed(id(A))), Action::Remove(id(A))]
+    );
     assert!(s.is_empty());
 }
 
@@ -438,7 +446,12 @@ fn remove_deferred_and_awaiting_bounce() {
         .unwrap();
     assert_eq!(
         drain(&mut s),
-        [Action::Remove(id(A)), Action::Remove(id(B))]
+        [
+            Action::Event(Event::Removed(id(A))),
+            Action::Remove(id(A)),
+            Action::Event(Event::Removed(id(B))),
+            Action::Remove(id(B))
+        ]
     );
     assert_eq!(s.poll_timeout(), None);
     s.handle(Input::Tick, t(100)).unwrap();
