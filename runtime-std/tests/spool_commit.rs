@@ -402,3 +402,47 @@ fn bench_group_commit_rate() {
         }
     }
 }
+
+#[test]
+fn an_envelope_set_aside_leaves_the_queue_and_keeps_its_record() {
+    let dir = TempDir::new("aside");
+    let root = dir.path().join("spool");
+    let (spool, _) = Spool::open(&root).unwrap();
+    write_message(&spool, "m", b"body", &["e1", "e2"])
+        .commit()
+        .unwrap();
+    spool.set_aside_envelope("m", "e1").unwrap();
+    assert_eq!(
+        spool.set_aside_envelope("m", "e1").unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+    let (spool, recovered) = Spool::open(&root).unwrap();
+    assert_eq!(
+        recovered.messages,
+        vec![QueuedMessage {
+            msgid: "m".into(),
+            envelopes: vec![("e2".into(), b"record of e2".to_vec())],
+        }]
+    );
+    spool.set_aside_envelope("m", "e2").unwrap();
+    let (spool, recovered) = Spool::open(&root).unwrap();
+    assert!(recovered.messages.is_empty());
+    assert_eq!(
+        spool.read_message("m").unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+    let corrupt = root.join("corrupt");
+    assert_eq!(std::fs::read(corrupt.join("m.message")).unwrap(), b"body");
+    assert_eq!(
+        std::fs::read(corrupt.join("m.e1.envelope")).unwrap(),
+        b"record of e1"
+    );
+    assert_eq!(
+        std::fs::read(corrupt.join("m.e2.envelope")).unwrap(),
+        b"record of e2"
+    );
+    assert_eq!(
+        spool.set_aside_envelope("../x", "e1").unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
+}

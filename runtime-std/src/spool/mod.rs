@@ -316,6 +316,46 @@ impl Spool {
         Ok(left)
     }
 
+    /// Move envelope `evpid` of queued message `msgid` out of the queue into `corrupt/`
+    /// (for a record that cannot be decoded): the record becomes
+    /// `corrupt/<msgid>.<evpid>.envelope`, the message stays readable for inspection as
+    /// `corrupt/<msgid>.message` (a hard link, made once), and the envelope is removed
+    /// from the queue durably. When it was the message's last envelope the queued message
+    /// is removed too. Fails with `NotFound` when the envelope is not queued.
+    pub fn set_aside_envelope(&self, msgid: &str, evpid: &str) -> io::Result<()> {
+        check_id(msgid)?;
+        check_id(evpid)?;
+        self.fault(SpoolOp::RemoveEnvelope, msgid)?;
+        let corrupt = self.inner.root.join("corrupt");
+        let dir = self.message_dir(msgid);
+        let envelopes = dir.join("envelopes");
+        let record = envelopes.join(evpid);
+        if !record.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no queued envelope {evpid} of message {msgid}"),
+            ));
+        }
+        match fs::hard_link(
+            dir.join("message"),
+            corrupt.join(format!("{msgid}.message")),
+        ) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        fs::rename(&record, corrupt.join(format!("{msgid}.{evpid}.envelope")))?;
+        sync_dir(&corrupt)?;
+        sync_dir(&envelopes)?;
+        let left = list_dir(&envelopes)?
+            .into_iter()
+            .filter(|(name, _)| check_id(name).is_ok())
+            .count();
+        if left == 0 {
+            self.purge(msgid)?;
+        }
+        Ok(())
+    }
+
     /// Remove queued message `msgid` with all its envelopes: an atomic rename to `purge/`
     /// (durable), then the deletion, which [`Spool::open`] finishes after a crash.
     pub fn remove_message(&self, msgid: &str) -> io::Result<()> {
