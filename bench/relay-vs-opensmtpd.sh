@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# relay-vs-opensmtpd.sh — by hand, never in CI: relaying measured side by side. N messages
+# of 1 KiB are submitted for relay.test and relayed to Postfix's smtp-sink (`relay host`),
+# through OpenSMTPD 6.8 and through our smol daemon `smtpd`, configured the same way, with
+# the same harness (/work/shared/bench/anchor-opensmtpd.sh: private namespaces, Postfix
+# smtp-source as the client, end to end = until smtp-sink has counted every message).
+# Then the latency of one relayed message: LAT_N single messages, each timed from the
+# start of its SMTP transaction, and from its 250/QUIT, to the moment smtp-sink counts it.
+#
+# Usage (as root): bench/relay-vs-opensmtpd.sh [N]
+# Prints msg/s end to end for both, the ratio ours / OpenSMTPD, and the latency medians
+# (issue 6 targets: >= 1,500 msg/s, a relayed message at the sink <= 20 ms after its
+# acceptance; OpenSMTPD here: about 15 msg/s and 985 ms).
+#
+# Environment:
+#   N=5000            messages per throughput run (the first argument wins)
+#   OPENSMTPD_N=$N    messages for OpenSMTPD's run (it drains ~15 msg/s: 5,000 take ~6 min)
+#   SESSIONS=20 CONN=reuse   inbound load: smtp-source sessions; reuse = all of a session's
+#                     messages over one connection (smtp-source -d), new = one per message
+#   REPS=1            repetitions of each throughput run (the anchor prints medians)
+#   LAT_N=20          latency samples per side
+#   SIDES="opensmtpd ours"   which servers to measure
+#   SMTPD             our binary (default: built here, release, into ${CARGO_TARGET_DIR:-target})
+#   ANCHOR            default /work/shared/bench/anchor-opensmtpd.sh
+#   RESULTS_DIR       where the anchor's raw and summary files go (default: a new /tmp dir,
+#                     kept and named at the end)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+ANCHOR=${ANCHOR:-/work/shared/bench/anchor-opensmtpd.sh}
+N=${1:-${N:-5000}}
+OPENSMTPD_N=${OPENSMTPD_N:-$N}
+SESSIONS=${SESSIONS:-20}
+CONN=${CONN:-reuse}
+SIDES=${SIDES:-opensmtpd ours}
+export REPS=${REPS:-1} LAT_N=${LAT_N:-20}
+export RESULTS_DIR=${RESULTS_DIR:-$(mktemp -d /tmp/relay-bench.XXXXXX)}
+mkdir -p "$RESULTS_DIR"
+
+[ "$(id -u)" = 0 ] || { echo "relay-vs-opensmtpd: run as root (the anchor needs it)" >&2; exit 2; }
+[ -x "$ANCHOR" ] || { echo "relay-vs-opensmtpd: no anchor script at $ANCHOR" >&2; exit 2; }
+if [ -z "${SMTPD:-}" ]; then
+    (cd "$HERE" && cargo build -q --release -p runtime-smol --bin smtpd)
+    target=${CARGO_TARGET_DIR:-target}
+    case "$target" in /*) ;; *) target="$HERE/$target" ;; esac
+    SMTPD="$target/release/smtpd"
+fi
+[ -x "$SMTPD" ] || { echo "relay-vs-opensmtpd: no binary at $SMTPD" >&2; exit 2; }
+
+# Our server for the anchor's harness (WORK, MAILDIR, SMTPD_PORT, SINK_PORT set by it):
+# the anchor's OpenSMTPD configuration, in our words. benchuser@local.test (the latency
+# run's local samples) goes to $MAILDIR as the user benchuser.
+SERVER_CMD=$(cat <<CMD
+cat > "\$WORK/ours.conf" <<CONF
+smtp limit max-mails 100000
+queue path "\$WORK/ours-queue"
+listen on 127.0.0.1 port \$SMTPD_PORT
+action "local" maildir "\$MAILDIR" virtual { "@" = "benchuser" }
+action "r" relay host smtp://127.0.0.1:\$SINK_PORT
+match from any for domain "relay.test" action "r"
+match from any for domain "local.test" action "local"
+CONF
+exec "$SMTPD" -d -f "\$WORK/ours.conf"
+CMD
+)
+
+export TARGETS=relay SIZES=1024
+
+# side TAG N [SERVER_CMD]: throughput then latency of one server, through the anchor.
+side() {
+    local tag=$1 n=$2
+    echo "== $tag: relay $n x 1 KiB to smtp-sink ($SESSIONS sessions, conn=$CONN, reps=$REPS)"
+    TAG=$tag RELAY_MATRIX="$n:$SESSIONS:$CONN" SERVER_CMD="${3:-}" "$ANCHOR" bench
+    echo "== $tag: latency of a single message ($LAT_N samples)"
+    TAG=$tag SERVER_CMD="${3:-}" "$ANCHOR" latency
+}
+
+case " $SIDES " in *" opensmtpd "*) side opensmtpd "$OPENSMTPD_N" ;; esac
+case " $SIDES " in *" ours "*) side ours-smtpd "$N" "$SERVER_CMD" ;; esac
+
+# ---- summary from the anchor's files (newest of each kind)
+newest() { ls -t "$RESULTS_DIR"/$1 2>/dev/null | head -n1; }
+# e2e msg/s: column 7 of the relay row of a bench summary (| target | msgs | ... | e2e msg/s |)
+mps() {
+    local f; f=$(newest "$1-bench-*.md")
+    [ -n "$f" ] && awk -F'|' '$2 ~ /relay/ {gsub(/ /, "", $8); print $8; exit}' "$f"
+}
+# latency medians in ms of the relay samples: column 4 (transaction start -> at the sink),
+# column 5 (after QUIT -> at the sink)
+lat() {
+    local f; f=$(newest "$1-latency-*.tsv")
+    [ -n "$f" ] || return 0
+    awk -F'\t' -v c="$2" 'NR>1 && $1=="relay" {print $c}' "$f" | sort -g |
+        awk '{a[NR]=$1} END{if (NR) printf "%.1f", 1000*(NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
+}
+theirs=$(mps opensmtpd || true)
+ours=$(mps ours-smtpd || true)
+echo
+echo "== relay to smtp-sink, end to end (1 KiB, $SESSIONS sessions, conn=$CONN)"
+printf '%-12s %10s msg/s   (%s msgs)\n' OpenSMTPD "${theirs:--}" "$OPENSMTPD_N" ours "${ours:--}" "$N"
+if [ -n "$theirs" ] && [ -n "$ours" ]; then
+    awk -v a="$ours" -v b="$theirs" 'BEGIN{ if (b > 0) printf "ratio ours/OpenSMTPD: %.1f\n", a/b }'
+fi
+echo "== one relayed message, medians in ms: SMTP transaction start -> counted by the sink /"
+echo "   250 and QUIT -> counted by the sink (the latter is acceptance -> sink; both include"
+echo "   the harness's polling of smtp-sink's counter, a few ms)"
+printf '%-12s %8s ms / %8s ms\n' OpenSMTPD "$(lat opensmtpd 4)" "$(lat opensmtpd 5)" \
+    ours "$(lat ours-smtpd 4)" "$(lat ours-smtpd 5)"
+echo "(target: ours >= 1500 msg/s, <= 20 ms; raw files in $RESULTS_DIR)"
