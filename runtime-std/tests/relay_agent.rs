@@ -319,3 +319,62 @@ fn credentials_come_from_the_table_of_the_action() {
         Err(Outcome::TempFail(_))
     ));
 }
+
+#[test]
+fn show_routes_and_hosts_render_the_router_state() {
+    let dir = temp_dir("show");
+    let (port, _seen) = scripted_server();
+    let config = config(port);
+    let spool = spool_with(&dir, 0x1212_3434_0000_0001, b"Subject: x\n\nbody\n");
+    let (agent, rx) = start(&config, spool);
+    assert!(agent.show_routes().is_empty());
+    assert!(agent.show_hosts().is_empty());
+    let env = envelope(0x1212_3434_0000_0001, "a@dest.test", DsnParams::default());
+    agent.submit(RelayJob::for_envelope(&env, &config, "relay.test").unwrap());
+    assert_eq!(results(&rx, 1)[0].1, Outcome::Delivered);
+    // The session stays open for the next message of the route.
+    assert_eq!(
+        agent.show_routes(),
+        [format!(
+            "1. * -> 127.0.0.1:{port} smtp ---K nconn=1 queued=0 penalty=0 timeout=-"
+        )]
+    );
+    let hosts = agent.show_hosts();
+    assert_eq!(hosts.len(), 1, "{hosts:?}");
+    assert!(
+        hosts[0].starts_with(&format!(
+            "127.0.0.1:{port} 127.0.0.1 refcount=1 nconn=1 lastconn="
+        )) && hosts[0].ends_with("failures=0"),
+        "{hosts:?}"
+    );
+}
+
+#[test]
+fn show_marks_a_refusing_host_broken_and_its_route_disabled() {
+    let dir = temp_dir("show-refused");
+    let port = {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let config = config(port);
+    let spool = spool_with(&dir, 0x5656_7878_0000_0001, b"Subject: x\n\nbody\n");
+    let (agent, rx) = start(&config, spool);
+    let env = envelope(0x5656_7878_0000_0001, "a@dest.test", DsnParams::default());
+    agent.submit(RelayJob::for_envelope(&env, &config, "relay.test").unwrap());
+    assert!(matches!(results(&rx, 1)[0].1, Outcome::TempFail(_)));
+    let routes = agent.show_routes();
+    assert_eq!(routes.len(), 1, "{routes:?}");
+    assert!(
+        routes[0].starts_with(&format!(
+            "1. * -> 127.0.0.1:{port} smtp ND-- nconn=0 queued=0 penalty=1 timeout="
+        )),
+        "{routes:?}"
+    );
+    let hosts = agent.show_hosts();
+    assert_eq!(hosts.len(), 1, "{hosts:?}");
+    assert!(
+        hosts[0].contains("nconn=0") && hosts[0].contains(" broken until "),
+        "{hosts:?}"
+    );
+    assert!(hosts[0].contains("error=\""), "{hosts:?}");
+}

@@ -22,6 +22,8 @@ pub(crate) struct HostState {
     pub(crate) last_error: Option<String>,
     /// Sessions opened in total.
     pub(crate) sessions: u64,
+    /// When the last session to it was opened.
+    pub(crate) last_connect: Option<UnixTime>,
 }
 
 impl HostState {
@@ -35,6 +37,7 @@ impl HostState {
             broken_until: None,
             last_error: None,
             sessions: 0,
+            last_connect: None,
         }
     }
 

@@ -65,6 +65,7 @@ mod hosts;
 mod mx;
 mod router;
 mod select;
+mod show;
 #[cfg(test)]
 mod tests;
 
@@ -73,6 +74,7 @@ pub use mx::{
     MAX_ADDRESSES, MAX_EXCHANGERS,
 };
 pub use router::Router;
+pub use show::{duration_text, show_hosts, show_routes};
 
 pub use select::{connection_order, preferred_over, shuffle, Candidate};
 

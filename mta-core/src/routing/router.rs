@@ -20,9 +20,15 @@ const MAX_RESOLUTIONS: usize = 4096;
 /// MX addresses remembered at most beyond those with sessions or failures.
 const MAX_HOSTS: usize = 4096;
 
+/// Routes remembered at most beyond those with envelopes or sessions.
+const MAX_ROUTES: usize = 4096;
+
+/// How long a route with nothing to do stays known (for `show routes` and its penalty).
+const ROUTE_KEEP: Duration = Duration::from_secs(300);
+
 /// Where a destination's resolution stands.
 #[derive(Clone, Debug)]
-enum Resolution {
+pub(super) enum Resolution {
     /// Asked; every route of this destination waits for the one answer.
     Pending,
     /// Known until `expires`.
@@ -30,16 +36,41 @@ enum Resolution {
 }
 
 /// A route: its waiting envelopes, its sessions, and the order it tries addresses in.
-#[derive(Clone, Debug, Default)]
-struct Route {
-    queue: VecDeque<EnvelopeId>,
-    conns: BTreeSet<ConnId>,
-    candidates: Option<(Vec<Candidate>, UnixTime)>,
+#[derive(Clone, Debug)]
+pub(super) struct Route {
+    /// Its number in `show routes`, in order of creation.
+    pub(super) id: u64,
+    pub(super) queue: VecDeque<EnvelopeId>,
+    pub(super) conns: BTreeSet<ConnId>,
+    pub(super) candidates: Option<(Vec<Candidate>, UnixTime)>,
+    /// Whether a session of it ever got through (OpenSMTPD's "new" flag when not).
+    pub(super) established: bool,
+    /// Times in a row it found no MX reachable; reset by a delivered message.
+    pub(super) penalty: u32,
+    /// Until when it was found with every MX broken (the end of the first cool-down).
+    pub(super) disabled_until: Option<UnixTime>,
+    /// The last time it had envelopes or sessions.
+    pub(super) last_active: UnixTime,
+}
+
+impl Route {
+    fn new(id: u64, now: UnixTime) -> Self {
+        Route {
+            id,
+            queue: VecDeque::new(),
+            conns: BTreeSet::new(),
+            candidates: None,
+            established: false,
+            penalty: 0,
+            disabled_until: None,
+            last_active: now,
+        }
+    }
 }
 
 /// What a session is doing.
 #[derive(Clone, PartialEq, Eq, Debug)]
-enum ConnState {
+pub(super) enum ConnState {
     Connecting,
     Idle { since: UnixTime },
     Busy(Vec<EnvelopeId>),
@@ -48,12 +79,12 @@ enum ConnState {
 
 /// A session of a route.
 #[derive(Clone, Debug)]
-struct Conn {
-    route: RouteKey,
-    addr: SocketAddr,
-    host: String,
-    state: ConnState,
-    messages: usize,
+pub(super) struct Conn {
+    pub(super) route: RouteKey,
+    pub(super) addr: SocketAddr,
+    pub(super) host: String,
+    pub(super) state: ConnState,
+    pub(super) messages: usize,
 }
 
 /// What the next session of a route should be.
@@ -66,17 +97,18 @@ enum Choice {
 /// The router machine.
 #[derive(Clone, Debug)]
 pub struct Router {
-    config: RouterConfig,
+    pub(super) config: RouterConfig,
     rng: SplitMix64,
-    routes: BTreeMap<RouteKey, Route>,
-    resolutions: BTreeMap<MxQuery, Resolution>,
-    hosts: BTreeMap<SocketAddr, HostState>,
-    conns: BTreeMap<ConnId, Conn>,
+    pub(super) routes: BTreeMap<RouteKey, Route>,
+    pub(super) resolutions: BTreeMap<MxQuery, Resolution>,
+    pub(super) hosts: BTreeMap<SocketAddr, HostState>,
+    pub(super) conns: BTreeMap<ConnId, Conn>,
     actions: VecDeque<Action>,
     queued: usize,
+    next_route: u64,
 }
 
-fn query_of(route: &RouteKey) -> MxQuery {
+pub(super) fn query_of(route: &RouteKey) -> MxQuery {
     match &route.destination {
         Destination::Domain(domain) => MxQuery::domain(domain),
         Destination::Relay { host, .. } => MxQuery::host(host),
@@ -103,13 +135,14 @@ impl Router {
             conns: BTreeMap::new(),
             actions: VecDeque::new(),
             queued: 0,
+            next_route: 0,
         }
     }
 
     /// Feeds one input.
     pub fn handle(&mut self, input: Input, now: UnixTime) {
         match input {
-            Input::Envelope { route, id } => self.envelope(route, id),
+            Input::Envelope { route, id } => self.envelope(route, id, now),
             Input::Resolved { query, result } => self.resolved(query, result, now),
             Input::ConnectResult { conn, result } => self.connect_result(conn, result, now),
             Input::SessionOutcome { conn, results } => self.session_outcome(conn, results, now),
@@ -150,51 +183,22 @@ impl Router {
         self.conns.len()
     }
 
-    /// `smtpctl show routes`: one line per route.
-    pub fn show_routes(&self) -> Vec<String> {
-        self.routes
-            .iter()
-            .map(|(key, route)| {
-                let state = match self.resolutions.get(&query_of(key)) {
-                    Some(Resolution::Pending) => "resolving",
-                    Some(Resolution::Ready { .. }) => "ready",
-                    None => "idle",
-                };
-                format!(
-                    "{key} queued={} sessions={} {state}",
-                    route.queue.len(),
-                    route.conns.len()
-                )
-            })
-            .collect()
-    }
-
-    /// `smtpctl show hosts`: one line per MX address the router has tried.
-    pub fn show_hosts(&self, now: UnixTime) -> Vec<String> {
-        self.hosts
-            .iter()
-            .map(|(addr, host)| {
-                let mut line = format!(
-                    "{addr} ({}) sessions={} total={} failures={}",
-                    host.name, host.connections, host.sessions, host.failures
-                );
-                if let Some(until) = host.broken_until.filter(|_| host.is_broken(now)) {
-                    let left = until.saturating_duration_since(now).as_secs();
-                    line.push_str(&format!(" broken for {left}s"));
-                }
-                if let Some(error) = &host.last_error {
-                    line.push_str(&format!(" last-error=\"{error}\""));
-                }
-                line
-            })
-            .collect()
-    }
-
     fn log(&mut self, line: String) {
         self.actions.push_back(Action::Log(line));
     }
 
-    fn envelope(&mut self, route: RouteKey, id: EnvelopeId) {
+    /// The route of `key`, created (numbered) when new.
+    fn route_mut(&mut self, key: &RouteKey, now: UnixTime) -> &mut Route {
+        let next = &mut self.next_route;
+        let route = self.routes.entry(key.clone()).or_insert_with(|| {
+            *next = next.saturating_add(1);
+            Route::new(*next, now)
+        });
+        route.last_active = now;
+        route
+    }
+
+    fn envelope(&mut self, route: RouteKey, id: EnvelopeId, now: UnixTime) {
         if self.queued >= self.config.max_queued {
             let failure = temp_failure("router queue full".into());
             self.actions.push_back(Action::EnvelopeTempFail {
@@ -204,7 +208,7 @@ impl Router {
             return;
         }
         self.queued = self.queued.saturating_add(1);
-        self.routes.entry(route).or_default().queue.push_back(id);
+        self.route_mut(&route, now).queue.push_back(id);
     }
 
     fn resolved(&mut self, query: MxQuery, result: Result<MxSet, super::MxError>, now: UnixTime) {
@@ -281,9 +285,9 @@ impl Router {
         ids
     }
 
-    fn requeue(&mut self, key: &RouteKey, ids: Vec<EnvelopeId>) {
+    fn requeue(&mut self, key: &RouteKey, ids: Vec<EnvelopeId>, now: UnixTime) {
         let count = ids.len();
-        let route = self.routes.entry(key.clone()).or_default();
+        let route = self.route_mut(key, now);
         for id in ids.into_iter().rev() {
             route.queue.push_front(id);
         }
@@ -298,7 +302,13 @@ impl Router {
             return;
         }
         match result {
-            Ok(()) => entry.state = ConnState::Idle { since: now },
+            Ok(()) => {
+                entry.state = ConnState::Idle { since: now };
+                let key = entry.route.clone();
+                if let Some(route) = self.routes.get_mut(&key) {
+                    route.established = true;
+                }
+            }
             Err(error) => self.drop_conn(conn, Some(error), now),
         }
     }
@@ -348,9 +358,14 @@ impl Router {
         if !delivered.is_empty() {
             self.actions
                 .push_back(Action::EnvelopeDelivered { ids: delivered });
+            if let Some(route) = self.routes.get_mut(&route) {
+                route.penalty = 0;
+                route.disabled_until = None;
+                route.last_active = now;
+            }
         }
         if !missing.is_empty() {
-            self.requeue(&route, missing);
+            self.requeue(&route, missing, now);
         }
         if let Some(host) = self.hosts.get_mut(&addr) {
             host.succeeded();
@@ -376,7 +391,7 @@ impl Router {
             route.conns.remove(&conn);
         }
         if let ConnState::Busy(batch) = entry.state {
-            self.requeue(&entry.route, batch);
+            self.requeue(&entry.route, batch, now);
         }
         let (threshold, base, max) = (
             self.config.broken_after,
@@ -433,8 +448,7 @@ impl Router {
         for key in keys {
             self.dispatch(&key, now);
         }
-        self.routes
-            .retain(|_, r| !r.queue.is_empty() || !r.conns.is_empty());
+        self.forget_routes(now);
         if self.hosts.len() > MAX_HOSTS {
             self.hosts
                 .retain(|_, h| h.connections > 0 || h.failures > 0 || h.is_broken(now));
@@ -444,6 +458,20 @@ impl Router {
                 Resolution::Pending => true,
                 Resolution::Ready { expires, .. } => *expires > now,
             });
+        }
+    }
+
+    /// Forgets routes with nothing to do once they are no longer disabled and have been
+    /// quiet for [`ROUTE_KEEP`], or at once beyond [`MAX_ROUTES`].
+    fn forget_routes(&mut self, now: UnixTime) {
+        let busy = |r: &Route| !r.queue.is_empty() || !r.conns.is_empty();
+        self.routes.retain(|_, r| {
+            busy(r)
+                || r.disabled_until.is_some_and(|until| until > now)
+                || r.last_active.saturating_add(ROUTE_KEEP) > now
+        });
+        if self.routes.len() > MAX_ROUTES {
+            self.routes.retain(|_, r| busy(r));
         }
     }
 
@@ -473,10 +501,11 @@ impl Router {
                 return;
             }
             match self.choose(key, now) {
-                Choice::Connect(candidate) => self.connect(key, candidate),
+                Choice::Connect(candidate) => self.connect(key, candidate, now),
                 Choice::Wait => return,
                 Choice::AllBroken => {
                     if route.conns.is_empty() {
+                        self.disable(key, now);
                         let ids = self.take_queue(key);
                         self.log(format!("smtp-out: route disabled: {key}: no MX reachable"));
                         let failure =
@@ -488,6 +517,25 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// Records that the route found every MX broken: one more penalty, and disabled
+    /// until the first of its MXs comes out of its cool-down.
+    fn disable(&mut self, key: &RouteKey, now: UnixTime) {
+        let Some(route) = self.routes.get_mut(key) else {
+            return;
+        };
+        let hosts = &self.hosts;
+        let until = route
+            .candidates
+            .iter()
+            .flat_map(|(candidates, _)| candidates.iter())
+            .filter_map(|c| hosts.get(&c.addr).and_then(|h| h.broken_until))
+            .filter(|until| *until > now)
+            .min();
+        route.penalty = route.penalty.saturating_add(1);
+        route.disabled_until = until;
+        route.last_active = now;
     }
 
     /// Messages (not envelopes) waiting on a route: sessions needed to serve them at once.
@@ -629,7 +677,7 @@ impl Router {
         Choice::AllBroken
     }
 
-    fn connect(&mut self, key: &RouteKey, candidate: Candidate) {
+    fn connect(&mut self, key: &RouteKey, candidate: Candidate, now: UnixTime) {
         let conn = loop {
             let id = ConnId(self.rng.next_u64());
             if id.0 != 0 && !self.conns.contains_key(&id) {
@@ -641,6 +689,7 @@ impl Router {
             .entry(candidate.addr)
             .or_insert_with(|| HostState::new(&candidate.host));
         host.name.clone_from(&candidate.host);
+        host.last_connect = Some(now);
         host.connections = host.connections.saturating_add(1);
         host.sessions = host.sessions.saturating_add(1);
         self.conns.insert(

@@ -28,8 +28,8 @@ use bytes::Bytes;
 use mta_core::config::{Config, DeliveryMethod};
 use mta_core::queue::{DeliveryKind, DsnParams, Envelope, EnvelopeId};
 use mta_core::routing::{
-    route_for, Action, ConnId, Input as RouterInput, MxAction, MxInput, MxResolver,
-    MxResolverConfig, RouteKey, Router, RouterConfig, TlsPolicy,
+    route_for, show_hosts, show_routes, Action, ConnId, Input as RouterInput, MxAction, MxInput,
+    MxResolver, MxResolverConfig, RouteKey, Router, RouterConfig, TlsPolicy,
 };
 use mta_core::scheduler::Outcome;
 use mta_core::table::RelayCredentials;
@@ -151,7 +151,21 @@ pub(crate) enum Event {
     Router(RouterInput),
     /// A line for the log, from a connection thread.
     Log(String),
+    /// Render the router's state for the control socket.
+    Show(Listing, Sender<Vec<String>>),
 }
+
+/// Which of the router's listings to render.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Listing {
+    /// `show routes`.
+    Routes,
+    /// `show hosts`.
+    Hosts,
+}
+
+/// How long a control request waits for the agent thread's answer.
+const SHOW_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The relay agent: hand it envelopes, results come back through the report callback.
 pub struct RelayAgent {
@@ -213,6 +227,31 @@ impl RelayAgent {
         if let Ok(events) = self.events.lock() {
             let _ = events.send(Event::Job(job));
         }
+    }
+
+    /// `smtpctl show routes`: the router's routes, one line each, as
+    /// [`mta_core::routing::show_routes`] renders them (empty when the agent thread is
+    /// gone or does not answer within a few seconds).
+    pub fn show_routes(&self) -> Vec<String> {
+        self.show(Listing::Routes)
+    }
+
+    /// `smtpctl show hosts`: the MX hosts the router knows, one line each, with their
+    /// broken state, as [`mta_core::routing::show_hosts`] renders them.
+    pub fn show_hosts(&self) -> Vec<String> {
+        self.show(Listing::Hosts)
+    }
+
+    fn show(&self, listing: Listing) -> Vec<String> {
+        let (tx, rx) = channel();
+        let sent = self
+            .events
+            .lock()
+            .is_ok_and(|events| events.send(Event::Show(listing, tx)).is_ok());
+        if !sent {
+            return Vec::new();
+        }
+        rx.recv_timeout(SHOW_TIMEOUT).unwrap_or_default()
     }
 }
 
@@ -277,6 +316,13 @@ impl Agent {
             }
             Event::Dns(input) => self.mx.handle(MxInput::Dns(input), now),
             Event::Log(line) => self.log.info(&line),
+            Event::Show(listing, answer) => {
+                let lines = match listing {
+                    Listing::Routes => show_routes(&self.router, now),
+                    Listing::Hosts => show_hosts(&self.router, now),
+                };
+                let _ = answer.send(lines);
+            }
             Event::Router(input) => {
                 if let RouterInput::ConnectionClosed { conn, .. }
                 | RouterInput::ConnectResult {
