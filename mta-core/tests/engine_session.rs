@@ -43,10 +43,22 @@ fn auth_checks_the_table_hash_through_the_runtime() {
     // Mail before AUTH is refused on an `auth` (not `auth-optional`) listener.
     let early = h.mail(s, "bob@example.org");
     assert_eq!(h.code(s, early), 530);
-    // An unknown user fails without asking the runtime.
+    // An unknown user is checked against a decoy (the same work as a wrong password)
+    // and refused whatever the check says.
     let unknown = auth(&mut h, s, "mallory");
+    assert!(h.answers_to(s, unknown).is_empty());
+    let (id, hash) = h.password_checks.pop_front().unwrap();
+    let decoy = hash.unwrap();
+    assert!(
+        decoy.starts_with("$6$") && decoy != "$6$salt$hash",
+        "{decoy}"
+    );
+    h.input(Input::PasswordChecked { id, ok: true });
     assert_eq!(h.code(s, unknown), 535);
-    assert!(h.password_checks.is_empty());
+    assert!(h
+        .logs
+        .iter()
+        .any(|l| l.contains("authentication user=mallory result=permfail")));
     // A wrong password.
     let wrong = auth(&mut h, s, "bob");
     let (id, hash) = h.password_checks.pop_front().unwrap();
@@ -247,4 +259,39 @@ fn a_full_spool_refuses_new_mail_for_now() {
     let accepted = h.mail(s, "alice@remote.test");
     assert_eq!(h.code(s, accepted), 250);
     assert!(h.logs.iter().any(|l| l == "queue: spool full"));
+}
+
+#[test]
+fn unknown_users_are_refused_even_if_the_decoy_check_says_yes_and_count_as_failures() {
+    let mut h = Harness::new(AUTH_CONF);
+    let s = h.open();
+    h.helo(s);
+    let mut codes = Vec::new();
+    for user in ["mallory", "eve", "trudy"] {
+        let req = auth(&mut h, s, user);
+        let (id, hash) = h.password_checks.pop_front().unwrap();
+        assert!(hash.is_some_and(|d| d.starts_with("$6$")));
+        h.input(Input::PasswordChecked { id, ok: true });
+        codes.push(h.code(s, req));
+    }
+    // The third failure closes the session, as for wrong passwords.
+    assert_eq!(codes, [535, 535, 421]);
+    assert!(!h.logs.iter().any(|l| l.contains("result=ok")));
+}
+
+#[test]
+fn the_decoy_of_a_bcrypt_table_has_the_tables_cost() {
+    let conf = AUTH_CONF.replace(
+        "\"$6$salt$hash\"",
+        "\"$2b$12$0123456789012345678901uMZhTDZCLGeplUuLLhCCk2k1a4qTxNvnS\"",
+    );
+    let mut h = Harness::new(&conf);
+    let s = h.open();
+    h.helo(s);
+    let req = auth(&mut h, s, "mallory");
+    let (id, hash) = h.password_checks.pop_front().unwrap();
+    let decoy = hash.unwrap();
+    assert!(decoy.starts_with("$2b$12$") && decoy.len() == 60, "{decoy}");
+    h.input(Input::PasswordChecked { id, ok: false });
+    assert_eq!(h.code(s, req), 535);
 }

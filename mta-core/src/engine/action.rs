@@ -37,7 +37,9 @@ pub enum Action {
     /// Check an AUTH password (RFC 4954) and answer with [`super::Input::PasswordChecked`].
     /// `hash` is the crypt(3) hash from the listener's credentials table; `None` means the
     /// listener uses the system's login credentials (`auth` without a table): check the
-    /// password against the account `user`.
+    /// password against the account `user`. For a user the table does not know, `hash` is
+    /// a decoy that matches no password (checked so that the refusal takes as long as a
+    /// wrong password's); the engine refuses that user whatever the answer.
     CheckPassword {
         /// The id to answer with.
         id: LookupId,

@@ -51,6 +51,7 @@
 //! tried (and from expiring) until [`Control::Release`]; see [`Scheduler::is_held`].
 
 mod action;
+mod decoy;
 mod delivery;
 mod input;
 mod log;

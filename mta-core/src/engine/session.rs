@@ -235,19 +235,18 @@ impl Engine {
             return;
         };
         let user = String::from_utf8_lossy(authcid).into_owned();
-        let hash = match table {
-            Some(name) => match config
-                .tables
-                .get(&name)
-                .and_then(|t| t.password_hash(&user))
-            {
-                Some(hash) => Some(hash.to_owned()),
-                None => {
-                    self.auth_failed(sid, req, &user);
-                    return;
+        // A user the table does not know is checked against a decoy all the same, so the
+        // refusal takes as long as a wrong password's; it is refused whatever the check
+        // says. (Without a table the runtime checks system accounts and does the same.)
+        let (hash, known) = match table {
+            Some(name) => {
+                let table = config.tables.get(&name);
+                match table.and_then(|t| t.password_hash(&user)) {
+                    Some(hash) => (Some(hash.to_owned()), true),
+                    None => (Some(super::decoy::decoy_hash(table)), false),
                 }
-            },
-            None => None,
+            }
+            None => (None, true),
         };
         let id = self.next_lookup_id();
         self.lookups.insert(
@@ -256,6 +255,7 @@ impl Engine {
                 session: sid,
                 req,
                 user: user.clone(),
+                known,
             },
         );
         self.actions.push_back(Action::CheckPassword {
@@ -294,13 +294,19 @@ impl Engine {
 
     /// The runtime's verdict on an AUTH password.
     pub(super) fn password_checked(&mut self, id: super::LookupId, ok: bool) {
-        let Some(LookupOwner::Password { session, req, user }) = self.lookups.remove(&id) else {
+        let Some(LookupOwner::Password {
+            session,
+            req,
+            user,
+            known,
+        }) = self.lookups.remove(&id)
+        else {
             return;
         };
         let Some(s) = self.sessions.get_mut(&session) else {
             return;
         };
-        if ok {
+        if ok && known {
             s.facts.auth_user = Some(user.clone());
             self.log(format!(
                 "smtp-in: session {session}: authentication user={user} result=ok"

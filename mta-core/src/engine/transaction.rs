@@ -34,11 +34,13 @@ pub(super) enum LookupOwner {
         req: ReqId,
         query: QueryId,
     },
-    /// An AUTH password check.
+    /// An AUTH password check; `known` is false when the user is not in the table and
+    /// the check runs against a decoy only to take the same time.
     Password {
         session: SessionId,
         req: ReqId,
         user: String,
+        known: bool,
     },
     /// The expansion of a report's recipient.
     Report { msgid: MessageId, query: QueryId },
