@@ -10,11 +10,18 @@ Subcommands:
                               "tls yes|no", "auth LOGIN|-"); with CERT and KEY it offers
                               STARTTLS, with smtps it speaks TLS from the first byte, with
                               auth it requires AUTH as relayuser / relaysecret
-  send PORT FROM TO[,TO..] N  send N messages through smtpd-std on 127.0.0.1:PORT; the
-                              body of message i is body(i), so checks can rebuild it
+  send PORT FROM TO[,TO..] N [big]
+                              send N messages through smtpd-std on 127.0.0.1:PORT; the
+                              body of message i is body(i) (big_body(i) with "big"), so
+                              checks can rebuild it
   wait-count DIR N SECONDS    wait until DIR holds N messages
-  check-exact DIR FROM TO     every message in DIR is some body(i) after the Received:
-                              header, from FROM and to TO
+  check-exact DIR FROM TO     every message in DIR is some body(i) or big_body(i) after
+                              the Received: header, from FROM and (unless TO is "") to TO
+  check-maildir DIR FROM TO RECEIVED
+                              every file in the maildir DIR/new is some body(i) or
+                              big_body(i) after exactly RECEIVED Received: headers and the
+                              Return-Path: <FROM> and Delivered-To: TO that a local delivery
+                              adds (line ends compared as LF, as a maildir stores them)
   wait-dns PORT               wait until a DNS server answers on 127.0.0.1:PORT
 """
 
@@ -27,9 +34,11 @@ import time
 
 
 def body(i):
-    """Message i: CRLF lines, a dot-started line, an 8-bit-free body."""
+    """Message i: CRLF lines, a dot-started line, an 8-bit-free body. It has a Date: and
+    a Message-ID: so that no hop (OpenSMTPD does) adds them."""
     return (
         "From: sender@origin.test\r\n"
+        "Date: Sat, 28 Nov 2026 12:00:00 +0000\r\n"
         f"Subject: relay test {i}\r\n"
         f"Message-ID: <relay-{i}@origin.test>\r\n"
         "\r\n"
@@ -37,6 +46,30 @@ def body(i):
         ".a line starting with a dot\r\n"
         "last line\r\n"
     ).encode()
+
+
+def big_body(i):
+    """A message of about 220 KiB: long lines, some starting with a dot, a bare "."-line
+    lookalike (".." after stuffing), so that it crosses many writes and reads."""
+    lines = [
+        "From: sender@origin.test",
+        "Date: Sat, 28 Nov 2026 12:00:00 +0000",
+        f"Subject: big relay test {i}",
+        f"Message-ID: <relay-big-{i}@origin.test>",
+        "",
+    ]
+    for n in range(330):
+        fill = ("%d-%d " % (i, n)) * 120
+        lines.append(("." if n % 7 == 0 else "") + fill[:900])
+        if n % 50 == 0:
+            lines.append(".")
+            lines.append("..")
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def expected_bodies(count):
+    """Every message `send` may have sent, for counts up to COUNT."""
+    return {body(i) for i in range(count)} | {big_body(i) for i in range(count)}
 
 
 def sink(host, port, directory, cert=None, key=None, mode="starttls"):
@@ -94,10 +127,11 @@ def sink(host, port, directory, cert=None, key=None, mode="starttls"):
         controller.stop()
 
 
-def send(port, sender, recipients, count):
+def send(port, sender, recipients, count, kind="small"):
+    make = big_body if kind == "big" else body
     with smtplib.SMTP("127.0.0.1", int(port), timeout=30) as smtp:
         for i in range(int(count)):
-            refused = smtp.sendmail(sender, recipients.split(","), body(i))
+            refused = smtp.sendmail(sender, recipients.split(","), make(i))
             if refused:
                 print("refused at submission: %r" % refused, file=sys.stderr)
                 return 1
@@ -124,7 +158,7 @@ def check_exact(directory, sender, recipient):
     if not files:
         print("no message in %s" % directory, file=sys.stderr)
         return 1
-    expected = {body(i) for i in range(len(files) + 100)}
+    expected = expected_bodies(len(files) + 100)
     for name in files:
         data = open(name, "rb").read()
         if not data.startswith(b"Received: "):
@@ -140,8 +174,40 @@ def check_exact(directory, sender, recipient):
             print("%s: body differs:\n%r" % (name, remainder), file=sys.stderr)
             return 1
         env = open(name[:-4] + ".env").read().split("\n")
-        if env[0] != "from " + sender or ("to " + recipient) not in env:
+        if env[0] != "from " + sender or (recipient and ("to " + recipient) not in env):
             print("%s: envelope %r" % (name, env), file=sys.stderr)
+            return 1
+    return 0
+
+
+def check_maildir(directory, sender, recipient, received_count):
+    files = sorted(glob.glob(os.path.join(directory, "new", "*")))
+    if not files:
+        print("no message in %s/new" % directory, file=sys.stderr)
+        return 1
+    expected = {b.replace(b"\r\n", b"\n") for b in expected_bodies(len(files) + 100)}
+    for name in files:
+        lines = open(name, "rb").read().replace(b"\r\n", b"\n").split(b"\n")
+        headers, rest = [], 0
+        while rest < len(lines) and lines[rest].split(b":")[0].lower() in (
+                b"received", b"return-path", b"delivered-to"):
+            header = lines[rest]
+            rest += 1
+            while rest < len(lines) and lines[rest][:1] in (b" ", b"\t"):
+                header += b"\n" + lines[rest]
+                rest += 1
+            headers.append(header)
+        received = [h for h in headers if h.lower().startswith(b"received:")]
+        wanted = {("return-path: <%s>" % sender).encode(),
+                  ("delivered-to: %s" % recipient).encode()}
+        added = {h.lower() for h in headers if not h.lower().startswith(b"received:")}
+        if len(received) != int(received_count) or not added <= wanted:
+            print("%s: added headers %r, wanted %s Received: and %r" % (
+                name, headers, received_count, wanted), file=sys.stderr)
+            return 1
+        if b"\n".join(lines[rest:]) not in expected:
+            print("%s: body differs:\n%r" % (name, b"\n".join(lines[rest:])[:2000]),
+                  file=sys.stderr)
             return 1
     return 0
 
@@ -175,6 +241,8 @@ def main():
         return wait_count(*args)
     if command == "check-exact":
         return check_exact(*args)
+    if command == "check-maildir":
+        return check_maildir(*args)
     if command == "wait-dns":
         return wait_dns(*args)
     print("unknown command %s" % command, file=sys.stderr)
