@@ -1,23 +1,27 @@
 //! The command line of the daemon, shared by both runtimes' binaries: `smtpd [-dnv]
-//! [-D name=value] [-f file]`, as smtpd(8) has it.
+//! [-D name=value] [-f file] [-M seed:rate]`, as smtpd(8) has it, plus monkey mode.
 //!
 //! `-n` checks the configuration: it prints `configuration OK` and exits 0, or prints every
 //! error as `FILE:LINE:COL: message` on standard error and exits 1. With `-v` it also prints
 //! the normalized configuration; with the built-in configuration it also says where the
-//! queue and the mail would be kept. Serving mail is not built yet: without `-n` the
-//! binaries refuse with [`NOT_BUILT`].
+//! queue and the mail would be kept. Without `-n` the binary serves mail ([`main_with`]
+//! takes the runtime's serve function).
+//!
+//! `-M SEED:RATE[:KIND,...]` (or `--monkey SEED:RATE`) starts the daemon in monkey mode
+//! (DESIGN.md, "Faults by design"): the plan of [`mta_core::faults::FaultPlan::parse`] is
+//! installed with [`crate::monkey::install`] before anything is served, and a line at start
+//! says so with its seed and rate.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
+
+use mta_core::faults::FaultPlan;
 
 use crate::config_load::{check_certificate_files, check_listen_addresses, load, LoadError};
 
-/// What the binaries say when asked to serve mail, which is not built yet.
-pub const NOT_BUILT: &str =
-    "smtpd: serving mail is not built yet; only -n (check the configuration) works";
-
 /// Usage line.
-pub const USAGE: &str = "usage: smtpd [-dnv] [-D macro=value] [-f file]";
+pub const USAGE: &str = "usage: smtpd [-dnv] [-D macro=value] [-f file] [-M seed:rate[:kind,...]]";
 
 /// The options of the command line.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
@@ -32,18 +36,37 @@ pub struct Options {
     pub verbose: bool,
     /// `-D name=value`: macros that override the file's.
     pub macros: Vec<(String, String)>,
+    /// `-M SEED:RATE[:KIND,...]` or `--monkey SEED:RATE[:KIND,...]`: monkey mode's plan.
+    pub monkey: Option<FaultPlan>,
+}
+
+/// Reads the value of `-M`/`--monkey`.
+fn monkey_plan(value: &str) -> Result<FaultPlan, String> {
+    FaultPlan::parse(value).map_err(|e| format!("-M: {e}"))
 }
 
 /// Parses the arguments (without the program name). Flags may be grouped (`-nv`) and
-/// option values attached (`-fFILE`).
+/// option values attached (`-fFILE`); `--monkey` takes its value as the next argument or
+/// after `=`.
 ///
 /// # Errors
 ///
-/// A message for an unknown flag, a missing value or a malformed `-D`.
+/// A message for an unknown flag, a missing value, a malformed `-D` or `-M`.
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Options, String> {
     let mut o = Options::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
+        if let Some(long) = arg.strip_prefix("--") {
+            let value = match long.split_once('=') {
+                Some(("monkey", value)) => value.to_owned(),
+                None if long == "monkey" => args
+                    .next()
+                    .ok_or_else(|| "option --monkey needs a value".to_owned())?,
+                _ => return Err(format!("unknown option {arg}")),
+            };
+            o.monkey = Some(monkey_plan(&value)?);
+            continue;
+        }
         let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
             return Err(format!("unexpected argument \"{arg}\""));
         };
@@ -52,7 +75,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Options, St
                 'd' => o.debug = true,
                 'n' => o.check = true,
                 'v' => o.verbose = true,
-                'f' | 'D' => {
+                'f' | 'D' | 'M' => {
                     let rest = flags.get(i + c.len_utf8()..).unwrap_or("");
                     let value = if rest.is_empty() {
                         args.next()
@@ -62,6 +85,8 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Options, St
                     };
                     if c == 'f' {
                         o.file = Some(PathBuf::from(value));
+                    } else if c == 'M' {
+                        o.monkey = Some(monkey_plan(&value)?);
                     } else {
                         let (k, v) = value
                             .split_once('=')
@@ -81,24 +106,24 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Options, St
     Ok(o)
 }
 
-/// Runs the command line and returns the exit status. `out` and `err` stand for standard
-/// output and standard error.
+/// Runs the configuration check of the command line (`-n`, whether given or not) and
+/// returns the exit status. `out` and `err` stand for standard output and standard error.
 pub fn run<I: IntoIterator<Item = String>>(
     args: I,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let options = match parse_args(args) {
-        Ok(o) => o,
+    match parse_args(args) {
+        Ok(options) => check(&options, out, err),
         Err(e) => {
             let _ = writeln!(err, "smtpd: {e}\n{USAGE}");
-            return 1;
+            1
         }
-    };
-    if !options.check {
-        let _ = writeln!(err, "{NOT_BUILT}");
-        return 1;
     }
+}
+
+/// Checks the configuration `options` name (`-n`) and returns the exit status.
+pub fn check(options: &Options, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match load(options.file.as_deref(), &options.macros) {
         Ok(loaded) => {
             let mut problems = check_listen_addresses(&loaded);
@@ -144,16 +169,49 @@ pub fn run<I: IntoIterator<Item = String>>(
     }
 }
 
-/// The `main` of both binaries: runs [`run`] on the process's arguments and exits.
-pub fn main() -> ! {
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    let code = run(
-        std::env::args().skip(1),
-        &mut stdout.lock(),
-        &mut stderr.lock(),
-    );
-    std::process::exit(code)
+/// Installs the monkey-mode plan of `options`, if any, and returns the line to log at
+/// start (`smtpd: monkey mode on: seed S rate R ...`).
+///
+/// # Errors
+/// When a plan is installed already (the process's plan is set once).
+pub fn install_monkey(options: &Options) -> Result<Option<String>, String> {
+    let Some(plan) = options.monkey else {
+        return Ok(None);
+    };
+    crate::monkey::install(plan).map_err(|old| format!("monkey mode is on already ({old})"))?;
+    Ok(Some(crate::monkey::banner(&plan)))
+}
+
+/// The `main` of both binaries: parses the process's arguments; with `-n` checks the
+/// configuration, otherwise installs the monkey-mode plan of `-M` (logging a line that
+/// says so) and hands the options to `serve`, the runtime's daemon.
+pub fn main_with(serve: fn(&Options) -> ExitCode) -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("smtpd: {e}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if options.check {
+        let stdout = std::io::stdout();
+        let stderr = std::io::stderr();
+        let code = check(&options, &mut stdout.lock(), &mut stderr.lock());
+        return if code == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    match install_monkey(&options) {
+        Ok(Some(line)) => eprintln!("{line}"),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("smtpd: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    serve(&options)
 }
 
 #[cfg(test)]
@@ -179,10 +237,50 @@ mod tests {
     }
 
     #[test]
-    fn serving_is_refused() {
+    fn monkey_plans_parse_short_and_long() {
+        let o = parse_args(args("-d -M 42:0.2")).expect("parses");
+        assert!(o.debug);
+        let plan = o.monkey.expect("a plan");
+        assert_eq!((plan.seed(), plan.rate().to_string()), (42, "0.2".into()));
+        let attached = parse_args(args("-dM7:0.5:spool,delivery")).expect("parses");
+        assert_eq!(
+            attached.monkey.map(|p| p.spec()),
+            Some("7:0.5:spool,delivery".into())
+        );
+        for long in ["--monkey 42:0.2", "--monkey=42:0.2"] {
+            let o = parse_args(args(long)).expect(long);
+            assert_eq!(o.monkey, Some(plan), "{long}");
+        }
+        for bad in [
+            "-M",
+            "--monkey",
+            "-M 42",
+            "-M x:0.2",
+            "-M 1:2",
+            "--monkey=1:0.1:disk",
+            "--other",
+        ] {
+            assert!(parse_args(args(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(parse_args(args("-n")).expect("parses").monkey, None);
+        assert_eq!(
+            install_monkey(&parse_args(args("-d")).expect("parses")),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn check_ignores_monkey_mode() {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        assert_eq!(run(args("-d"), &mut out, &mut err), 1);
-        assert_eq!(String::from_utf8_lossy(&err).trim(), NOT_BUILT);
+        assert_eq!(
+            run(
+                args("-n -M 1:0.5 -D state_dir=/srv/smtpd"),
+                &mut out,
+                &mut err
+            ),
+            0
+        );
+        assert!(String::from_utf8_lossy(&out).ends_with("configuration OK\n"));
     }
 
     #[test]

@@ -1,11 +1,9 @@
 //! `smtpd-std`: the daemon of the minimal (blocking, std-only) build. `-n` checks the
-//! configuration (`runtime_std::cli`); otherwise it serves mail (`runtime_std::server`).
+//! configuration; otherwise it serves mail (`runtime_std::server`), in monkey mode with
+//! `-M SEED:RATE` (see `runtime_std::cli`).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match runtime_std::cli::parse_args(std::env::args().skip(1)) {
-        Ok(options) if !options.check => runtime_std::server::serve_command(&options),
-        _ => runtime_std::cli::main(),
-    }
+    runtime_std::cli::main_with(runtime_std::server::serve_command)
 }
