@@ -16,7 +16,8 @@ SINKPORT=$(free_port)
 
 user=()
 [ "$(id -u)" = 0 ] && user=(-u nobody)   # smtp-sink drops root after binding
-postfix_run "$SMTP_SINK" "${user[@]}" -c "127.0.0.1:$SINKPORT" 100 \
+# Started directly (not through a shell function) so that $! is smtp-sink's own pid.
+LD_LIBRARY_PATH="$POSTFIX_TOOLS/usr/lib/postfix" "$SMTP_SINK" "${user[@]}" -c "127.0.0.1:$SINKPORT" 100 \
     >"$TEST_DIR/sink.out" 2>"$TEST_DIR/sink.err" &
 HELPER_PIDS+=($!)
 wait_listen 127.0.0.1 "$SINKPORT"

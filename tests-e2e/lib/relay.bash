@@ -130,7 +130,8 @@ postfix_tools() {
     SMTP_SOURCE="$POSTFIX_TOOLS/usr/sbin/smtp-source"
 }
 
-# postfix_run PROGRAM ARGS...: a Postfix tool with its private libraries.
+# postfix_run PROGRAM ARGS...: a Postfix tool with its private libraries (in the
+# foreground: a function run in the background would put a subshell's pid in $!).
 postfix_run() {
     LD_LIBRARY_PATH="$POSTFIX_TOOLS/usr/lib/postfix${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"
 }
