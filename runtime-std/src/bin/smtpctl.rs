@@ -1,17 +1,30 @@
-//! `smtpctl`: control the daemon through its control socket (smtpctl(8) verbs), and
-//! `sendmail`: submit a message through it, when invoked under that name.
+//! `smtpctl`: control the daemon through its control socket (smtpctl(8) verbs); under the
+//! name `sendmail` (or `send-mail`), submit a message through it; as `mailq`, list the
+//! queue; as `newaliases`, explain that aliases are read by the daemon.
+//!
+//! The socket is `-s SOCKET`, else the path in the environment variable
+//! `SMTPD_SOCKET`, else the default ([`default_socket_path`]). The client has no
+//! privilege of its own: the daemon decides what each caller may do.
 
 use std::ffi::CStr;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mta_core::control::{Request, Response};
-use runtime_std::control::sendmail::{self, Origin};
-use runtime_std::control::smtpctl::{self, Command};
+use mta_core::control::{QueueRow, Request, Response};
+use mta_core::queue::EnvelopeId;
+use mta_core::scheduler::Target;
+use runtime_std::control::sendmail::{self, Mode, Origin};
+use runtime_std::control::smtpctl::{self, Command, EnvelopeVerb, MonitorDigest};
 use runtime_std::control::{default_socket_path, ControlClient};
 use runtime_std::server::engine_host::unix_now;
+
+/// sysexits(3) codes sendmail callers expect.
+const EX_USAGE: u8 = 64;
+const EX_SOFTWARE: u8 = 70;
+const EX_IOERR: u8 = 74;
+const EX_TEMPFAIL: u8 = 75;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -24,14 +37,13 @@ fn main() -> ExitCode {
         })
         .unwrap_or_default();
     let rest = args.get(1..).unwrap_or(&[]);
+    let socket = std::env::var_os("SMTPD_SOCKET")
+        .filter(|s| !s.is_empty())
+        .map_or_else(default_socket_path, PathBuf::from);
     match name.as_str() {
-        "sendmail" | "send-mail" => return submit(&default_socket_path(), rest),
-        "mailq" => {
-            return run(
-                &default_socket_path(),
-                &Command::Request(Request::ShowQueue),
-            )
-        }
+        "sendmail" | "send-mail" => return submit(&socket, rest),
+        "mailq" => return run(&socket, &Command::ShowQueue(None)),
+        "newaliases" => return newaliases(&socket),
         _ => {}
     }
     let invocation = match smtpctl::parse(rest) {
@@ -42,99 +54,166 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let socket = invocation.socket.unwrap_or_else(default_socket_path);
-    run(&socket, &invocation.command)
+    run(&invocation.socket.unwrap_or(socket), &invocation.command)
+}
+
+/// Prints `message` on standard error and fails.
+fn failed(message: &str) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::FAILURE
 }
 
 fn run(socket: &Path, command: &Command) -> ExitCode {
-    match command {
-        Command::Encrypt(args) => runtime_std::auth::encrypt_command(args),
-        Command::Sendmail(args) => submit(socket, args),
-        Command::Monitor => monitor(socket),
-        Command::Request(request) => {
-            let response = match connect(socket)
-                .and_then(|mut c| c.request(request).map_err(|e| format!("smtpctl: {e}")))
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            print(&response)
-        }
+    if let Command::Encrypt(args) = command {
+        return runtime_std::auth::encrypt_command(args);
+    }
+    if let Command::Sendmail(args) = command {
+        return submit(socket, args);
+    }
+    let mut client = match connect(socket) {
+        Ok(c) => c,
+        Err(e) => return failed(&e),
+    };
+    let result = match command {
+        Command::Monitor => return monitor(&mut client),
+        Command::Request(request) => ask(&mut client, request).and_then(print),
+        Command::ShowQueue(filter) => queue(&mut client).and_then(|rows| {
+            let target = filter.map_or(Target::All, Target::Message);
+            print_lines(
+                rows.iter()
+                    .filter(|r| smtpctl::row_matches(r, target))
+                    .map(smtpctl::queue_line),
+            )
+        }),
+        Command::ShowMessage(target) => show_message(&mut client, *target),
+        Command::Envelopes(verb, target) => envelopes(&mut client, *verb, *target),
+        Command::Encrypt(_) | Command::Sendmail(_) => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failed(&e),
     }
 }
 
 fn connect(socket: &Path) -> Result<ControlClient, String> {
-    ControlClient::connect(socket)
-        .map_err(|e| format!("smtpctl: cannot connect to {}: {e}", socket.display()))
+    ControlClient::connect(socket).map_err(|e| {
+        format!(
+            "smtpctl: smtpd doesn't seem to be running: cannot connect to {}: {e}",
+            socket.display()
+        )
+    })
 }
 
-fn print(response: &Response) -> ExitCode {
-    match smtpctl::render(response) {
-        Ok(lines) => {
-            let mut out = std::io::stdout().lock();
-            for l in lines {
-                if writeln!(out, "{l}").is_err() {
-                    return ExitCode::FAILURE;
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::FAILURE
-        }
+fn ask(client: &mut ControlClient, request: &Request) -> Result<Response, String> {
+    client.request(request).map_err(|e| format!("smtpctl: {e}"))
+}
+
+fn print_lines(lines: impl IntoIterator<Item = String>) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        writeln!(out, "{l}").map_err(|e| format!("smtpctl: {e}"))?;
+    }
+    Ok(())
+}
+
+fn print(response: Response) -> Result<(), String> {
+    print_lines(smtpctl::render(&response)?)
+}
+
+/// The queue, or the daemon's refusal.
+fn queue(client: &mut ControlClient) -> Result<Vec<QueueRow>, String> {
+    match ask(client, &Request::ShowQueue)? {
+        Response::Envelopes(rows) => Ok(rows),
+        other => smtpctl::render(&other).and(Err("smtpctl: unexpected answer".to_owned())),
     }
 }
 
-/// Prints the counters once a second: a header, then one line per second with the
-/// increase of each counter (the first line with absolute values).
-fn monitor(socket: &Path) -> ExitCode {
-    let mut client = match connect(socket) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
+/// `show message`: for a message id, the message of its first envelope in the queue.
+fn show_message(client: &mut ControlClient, target: Target) -> Result<(), String> {
+    let envelope = match target {
+        Target::Envelope(id) => id,
+        _ => queue(client)?
+            .iter()
+            .find(|r| smtpctl::row_matches(r, target))
+            .and_then(|r| EnvelopeId::new(r.id))
+            .ok_or_else(|| match target {
+                Target::Message(m) => format!("command failed: no such message: {m}"),
+                _ => "command failed: no envelope".to_owned(),
+            })?,
     };
-    let mut previous: Option<Vec<(String, i64)>> = None;
-    let mut count = 0u32;
+    print(ask(client, &Request::ShowMessage(envelope))?)
+}
+
+/// `schedule`, `remove`, `pause envelope`, `resume envelope`: one request for the
+/// target, then `N envelopes VERB`, N counted in the queue beforehand for a message id
+/// or `all`.
+fn envelopes(client: &mut ControlClient, verb: EnvelopeVerb, target: Target) -> Result<(), String> {
+    let count = match target {
+        Target::Envelope(_) => 1,
+        _ => queue(client)?
+            .iter()
+            .filter(|r| smtpctl::row_matches(r, target))
+            .count(),
+    };
+    match ask(client, &verb.request(target))? {
+        Response::Ok => print_lines([smtpctl::envelopes_line(verb, count)]),
+        other => print(other),
+    }
+}
+
+/// Prints the counters once a second: OpenSMTPD's header, then one line per second
+/// with the increase of each counter (the first line counts from the daemon's start).
+fn monitor(client: &mut ControlClient) -> ExitCode {
+    let mut previous = MonitorDigest::default();
+    let mut index = 0u64;
+    let mut out = std::io::stdout().lock();
     loop {
-        let stats = match client.request(&Request::Monitor) {
+        let stats = match ask(client, &Request::Monitor) {
             Ok(Response::Stats(s)) => s,
-            Ok(other) => return print(&other),
-            Err(e) => {
-                eprintln!("smtpctl: {e}");
-                return ExitCode::FAILURE;
+            Ok(other) => {
+                return match smtpctl::render(&other) {
+                    Err(e) => failed(&e),
+                    Ok(_) => failed("smtpctl: unexpected answer"),
+                }
             }
+            Err(e) => return failed(&e),
         };
-        if count.is_multiple_of(25) {
-            for l in smtpctl::monitor_header() {
-                println!("{l}");
+        let current = MonitorDigest::from_stats(&stats);
+        for line in smtpctl::monitor_output(index, &current, &previous) {
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                return ExitCode::SUCCESS;
             }
         }
-        println!("{}", smtpctl::monitor_line(&stats, previous.as_deref()));
-        previous = Some(stats);
-        count = count.wrapping_add(1);
+        previous = current;
+        index = index.wrapping_add(1);
         std::thread::sleep(Duration::from_secs(1));
     }
 }
 
-/// The login name of the real user.
-fn login_name() -> String {
+/// The real user's login name and full name (GECOS).
+fn account() -> (String, Option<String>) {
     // SAFETY: getuid cannot fail; getpwuid returns null or a pointer to a static record
-    // that stays valid until the next call, and we copy the name out at once.
+    // that stays valid until the next call (this program makes no other), and both
+    // strings are copied out at once.
     unsafe {
         let pw = libc::getpwuid(libc::getuid());
         if !pw.is_null() && !(*pw).pw_name.is_null() {
-            return CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned();
+            let login = CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned();
+            let gecos = if (*pw).pw_gecos.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr((*pw).pw_gecos)
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            let full = sendmail::full_name(&gecos, &login);
+            return (login, full);
         }
     }
-    std::env::var("LOGNAME")
+    let login = std::env::var("LOGNAME")
         .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "nobody".to_owned())
+        .unwrap_or_else(|_| "nobody".to_owned());
+    (login, None)
 }
 
 fn submit(socket: &Path, args: &[String]) -> ExitCode {
@@ -142,20 +221,26 @@ fn submit(socket: &Path, args: &[String]) -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!("sendmail: {e}");
-            return ExitCode::from(64);
+            eprintln!("{}", sendmail::USAGE);
+            return ExitCode::from(EX_USAGE);
         }
     };
+    if options.mode == Mode::Newaliases {
+        return newaliases(socket);
+    }
     let message = match sendmail::read_message(&mut std::io::stdin().lock(), options.ignore_dots) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("sendmail: {e}");
-            return ExitCode::from(74);
+            return ExitCode::from(EX_IOERR);
         }
     };
     let hostname = runtime_std::server::hostname();
     let now = unix_now();
+    let (user, full_name) = account();
     let origin = Origin {
-        user: login_name(),
+        user,
+        full_name,
         date: now.rfc5322().to_string(),
         message_id: format!(
             "<{}.{}.{}@{hostname}>",
@@ -169,20 +254,51 @@ fn submit(socket: &Path, args: &[String]) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("sendmail: {e}");
-            return ExitCode::from(64);
+            return ExitCode::from(EX_USAGE);
         }
     };
-    let result =
-        ControlClient::connect(socket).and_then(|mut c| c.request(&Request::Enqueue(submission)));
-    match result {
+    let mut client = match ControlClient::connect(socket) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "sendmail: smtpd doesn't seem to be running: cannot connect to {}: {e}; \
+                 message not sent",
+                socket.display()
+            );
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+    };
+    match client.request(&Request::Enqueue(submission)) {
         Ok(Response::Error(e)) => {
             eprintln!("sendmail: message refused: {e}");
-            ExitCode::from(75)
+            ExitCode::from(EX_SOFTWARE)
         }
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sendmail: cannot submit through {}: {e}", socket.display());
-            ExitCode::from(75)
+            eprintln!(
+                "sendmail: submission through {} failed: {e}",
+                socket.display()
+            );
+            ExitCode::from(EX_TEMPFAIL)
         }
     }
+}
+
+/// `newaliases`: there is no aliases database to build; the daemon reads its aliases
+/// tables at start. A running daemon is asked to read `aliases` again, as OpenSMTPD's
+/// `newaliases` does.
+fn newaliases(socket: &Path) -> ExitCode {
+    eprintln!(
+        "newaliases: there is no aliases database to rebuild: smtpd reads its aliases \
+         files when it starts (and on `smtpctl update table NAME`)"
+    );
+    let Ok(mut client) = ControlClient::connect(socket) else {
+        return ExitCode::SUCCESS;
+    };
+    match client.request(&Request::UpdateTable("aliases".to_owned())) {
+        Ok(Response::Ok) => eprintln!("newaliases: table aliases reloaded by the running smtpd"),
+        Ok(Response::Error(e)) => eprintln!("newaliases: {e}"),
+        Ok(_) | Err(_) => {}
+    }
+    ExitCode::SUCCESS
 }
