@@ -1,5 +1,7 @@
 //! The live connections and the accept task of each listening socket: a task per
-//! connection up to a limit (the next client gets `421 4.3.2` and is closed).
+//! connection up to a limit (the next client gets `421 4.3.2` and is closed). While
+//! `smtpctl pause smtp` holds ([`SmtpPause`]), a new client is told `421 4.3.2 HOST
+//! Service temporarily paused` and closed, as in `smtpd-std`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -9,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use runtime_std::server::conn::{ConnContext, ListenerTls};
+use runtime_std::server::listener::SmtpPause;
 use runtime_std::server::mailbox::{Mailbox, Note};
 use smol::{Async, Executor, Timer};
 use smtp_proto::server::ServerConfig;
@@ -73,6 +76,8 @@ pub struct AcceptContext {
     pub connections: Arc<Connections>,
     /// Connections served at once.
     pub max_connections: usize,
+    /// `smtpctl pause smtp`.
+    pub paused: Arc<SmtpPause>,
 }
 
 /// Accept clients on `socket` (line `index` of the configuration, with its TLS side if
@@ -95,6 +100,16 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        if ctx.paused.is_paused() {
+            ctx.conn.log.info(&format!(
+                "smtp-in: refusing connection from {peer}: smtp is paused"
+            ));
+            send_refusal(
+                stream.into_inner().ok(),
+                &SmtpPause::refusal(&config.hostname),
+            );
+            continue;
+        }
         if ctx.connections.count() >= ctx.max_connections {
             ctx.conn.log.info(&format!(
                 "smtp-in: refusing connection from {peer}: too many connections"
@@ -129,10 +144,15 @@ pub async fn accept_loop(
 /// Best effort `421` to a client we cannot serve (the socket is non-blocking; a full
 /// buffer just loses the line).
 fn refuse(stream: Option<TcpStream>, hostname: &str) {
+    send_refusal(
+        stream,
+        &format!("421 4.3.2 {hostname} Too many connections, try again later\r\n"),
+    );
+}
+
+/// Best effort `reply` to a client we do not serve, then close.
+fn send_refusal(stream: Option<TcpStream>, reply: &str) {
     if let Some(mut s) = stream {
-        let _ = write!(
-            s,
-            "421 4.3.2 {hostname} Too many connections, try again later\r\n"
-        );
+        let _ = s.write_all(reply.as_bytes());
     }
 }

@@ -1,19 +1,14 @@
-//! Starting and stopping `smtpd`: the same start as `smtpd-std` (spool recovery, engine
-//! host, delivery pool, listeners), then one smol executor shared by one thread per core,
-//! an accept task per listening socket and a task per connection.
+//! Starting and stopping `smtpd`: the same start as `smtpd-std`
+//! ([`runtime_std::server::prepare`]: spool recovery, engine host, delivery pool,
+//! listeners, control socket), then one smol executor shared by one thread per core, an
+//! accept task per listening socket and a task per connection.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use mta_core::config::Config;
-use mta_core::engine::{Engine, EngineFacts};
-use runtime_std::server::conn::ConnContext;
-use runtime_std::server::delivery_worker::DeliveryPool;
-use runtime_std::server::engine_host::{self, EngineHost};
-use runtime_std::server::fork_server::ForkServer;
-use runtime_std::server::signals::StopSignal;
-use runtime_std::server::{hostname, listener, log::Log, session_config, ServeOptions};
-use runtime_std::spool::{GroupCommitter, Spool};
+use runtime_std::server::prepare::prepare;
+use runtime_std::server::{log::Log, ServeOptions};
 use smol::{Async, Executor};
 
 use crate::accept::{accept_loop, AcceptContext, Connections};
@@ -67,41 +62,6 @@ pub fn raise_descriptor_limit() -> usize {
     usize::try_from(soft.saturating_sub(RESERVED_DESCRIPTORS) / 2).unwrap_or(usize::MAX)
 }
 
-fn open_spool(
-    config: &Config,
-    opts: &ServeOptions,
-    log: &Log,
-) -> Result<(Spool, Vec<mta_core::queue::Envelope>, std::path::PathBuf), String> {
-    let queue_dir = opts.queue_dir(config);
-    if let Some(parent) = queue_dir.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    }
-    let (spool, recovered) =
-        Spool::open(&queue_dir).map_err(|e| format!("queue {}: {e}", queue_dir.display()))?;
-    for msgid in &recovered.discarded_incoming {
-        log.info(&format!("queue: discarded incomplete message {msgid}"));
-    }
-    for msgid in &recovered.corrupt {
-        log.warn(&format!(
-            "queue: message {msgid} has no message file, moved to corrupt/"
-        ));
-    }
-    let mut envelopes = Vec::new();
-    for message in &recovered.messages {
-        for (evpid, record) in &message.envelopes {
-            match mta_core::queue::decode(record) {
-                Ok(envelope) => envelopes.push(envelope),
-                Err(e) => log.warn(&format!(
-                    "queue: envelope {evpid} of message {} is unreadable, left aside: {e}",
-                    message.msgid
-                )),
-            }
-        }
-    }
-    Ok((spool, envelopes, queue_dir))
-}
-
 fn start(
     config: Config,
     opts: &ServeOptions,
@@ -115,47 +75,11 @@ fn start(
             "smtpd: at most {max_connections} connections at once (descriptor limit)"
         ));
     }
-    let (spool, envelopes, queue_dir) = open_spool(&config, opts, log)?;
-    // Before any thread exists: the fork server must be a single-threaded copy.
-    // SAFETY: geteuid has no preconditions.
-    let forker = if unsafe { libc::geteuid() } == 0 {
-        Some(Arc::new(
-            ForkServer::start(&spool).map_err(|e| format!("delivery fork server: {e}"))?,
-        ))
-    } else {
-        None
-    };
-    let host = hostname();
-    let mut facts = EngineFacts::new(&host, engine_host::os_seed());
-    facts.local.domains.push("localhost.localdomain".to_owned());
-    let config = Arc::new(config);
-    let engine = Engine::new(Arc::clone(&config), facts, engine_host::unix_now())
-        .map_err(|e| format!("configuration: {e}"))?;
-    let bound = listener::bind_all(&config, |line| session_config(&config, line, &host))
-        .map_err(|e| format!("listen: {e}"))?;
-    let committer = GroupCommitter::start(spool.clone(), 64).map_err(|e| e.to_string())?;
-    let pool = DeliveryPool::start(opts.delivery_threads).map_err(|e| e.to_string())?;
-    let stop = StopSignal::install().map_err(|e| format!("signals: {e}"))?;
-    if let Some(forker) = &forker {
-        forker.start_reader().map_err(|e| e.to_string())?;
-    }
-    let engine_host = EngineHost::start(
-        engine,
-        spool.clone(),
-        committer.clone(),
-        pool.clone(),
-        forker,
-        log.clone(),
-        host.clone(),
-    )
-    .map_err(|e| e.to_string())?;
-    let reloaded = envelopes.len();
-    engine_host.feed(mta_core::engine::Input::Reload(envelopes));
+    // The connection tasks do not report their commands yet: no subsystem is traced
+    // (local submissions, served by runtime-std's session code, would be).
+    let prepared = prepare(config, opts, log, &[])?;
     let mut sockets = Vec::new();
-    for b in bound {
-        if let Ok(addr) = b.socket.local_addr() {
-            log.info(&format!("smtpd: listening on {addr}"));
-        }
+    for b in prepared.bound {
         let socket = Async::new(b.socket).map_err(|e| format!("listen: {e}"))?;
         sockets.push((socket, b.index, b.session_config, b.tls));
     }
@@ -164,22 +88,19 @@ fn start(
         .unwrap_or(1)
         .max(1);
     log.info(&format!(
-        "smtpd: ready on {threads} executor threads, queue {} ({reloaded} envelopes reloaded)",
-        queue_dir.display()
+        "smtpd: ready on {threads} executor threads, queue {} ({} envelopes reloaded)",
+        prepared.queue_dir.display(),
+        prepared.reloaded
     ));
     let executor = Arc::new(Executor::new());
     let ctx = AcceptContext {
         executor: Arc::clone(&executor),
-        conn: ConnContext {
-            backend: engine_host,
-            spool,
-            committer,
-            min_free_bytes: opts.min_free_bytes,
-            log: log.clone(),
-        },
+        conn: prepared.conn,
         connections: Arc::new(Connections::default()),
         max_connections,
+        paused: prepared.paused,
     };
+    let stop = prepared.stop;
     let (done_tx, done_rx) = async_channel::bounded::<()>(1);
     let mut workers = Vec::new();
     for n in 1..threads {
@@ -215,10 +136,11 @@ fn start(
     for worker in workers {
         let _ = worker.join();
     }
+    drop(prepared.control);
     if !all_ended {
         log.warn("smtpd: sessions still open at exit");
     }
-    if !pool.drain(grace) {
+    if !prepared.pool.drain(grace) {
         log.warn("smtpd: deliveries still running at exit; they stay queued");
     }
     drop(stop_fd);

@@ -14,10 +14,15 @@
 //! AUTH (RFC 4954 §4): every refused AUTH is answered [`auth::FAILURE_DELAY`] after the
 //! command arrived, whether the user exists or not, so a guesser gets the same slow
 //! answer for both; a `421` answer from the engine (too many failures) ends the session.
+//!
+//! Local submission ([`serve_local`]): the same loop over one end of a UNIX socket pair,
+//! for a session the engine sees as the local enqueuer (`from local` rules), as OpenSMTPD's
+//! enqueuer speaks SMTP to its own daemon.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::io::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +31,7 @@ use smtp_proto::server::{Action, Answer, Input, Question, ReqId, ServerConfig, S
 
 use super::log::Log;
 use super::mailbox::{Mailbox, Note};
+use super::trace::SmtpTrace;
 use crate::auth;
 use crate::spool::{GroupCommitter, IncomingMessage, Spool};
 use crate::tls::TlsStream;
@@ -132,30 +138,35 @@ pub fn serve(
     let id = ctx
         .backend
         .open(peer, local, listener, Arc::clone(&mailbox));
-    let mut conn = Conn {
-        stream,
-        tls,
-        peer,
-        session: ServerSession::new(config, Instant::now()),
-        ctx: ctx.clone(),
-        id,
-        mailbox,
-        receiving: Receiving::None,
-        counter: ReceivedCounter::default(),
-        out: Vec::new(),
-        auth_asked: None,
-        held: None,
-        closing: false,
-    };
+    let mut conn = Conn::new(stream, tls, peer.to_string(), config, ctx, id, mailbox);
     if implicit {
         conn.tls_active();
     }
-    conn.run();
-    if let Receiving::Open(message) = std::mem::replace(&mut conn.receiving, Receiving::None) {
-        let _ = message.abort();
-    }
-    conn.stream.close();
-    ctx.backend.closed(id);
+    conn.serve();
+}
+
+/// Serve a local submission on `stream` (one end of a socket pair) until the session
+/// closes. `open` registers the session with the engine as the local enqueuer and
+/// returns its id; everything else goes through `ctx` as for a network client.
+pub fn serve_local(
+    stream: UnixStream,
+    config: Arc<ServerConfig>,
+    ctx: ConnContext,
+    mailbox: Arc<Mailbox>,
+    open: impl FnOnce(Arc<Mailbox>) -> u64,
+) {
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let id = open(Arc::clone(&mailbox));
+    let conn = Conn::new(
+        Stream::Local(stream),
+        None,
+        "local".to_owned(),
+        config,
+        ctx,
+        id,
+        mailbox,
+    );
+    conn.serve();
 }
 
 /// Why a handshake failed, without the prefix the TLS stream may already have put.
@@ -171,6 +182,8 @@ enum Stream {
     Plain(TcpStream),
     /// TLS over the socket.
     Tls(Box<TlsStream>),
+    /// A local submission's end of a socket pair.
+    Local(UnixStream),
     /// Taken away by a handshake that failed.
     Gone,
 }
@@ -180,6 +193,7 @@ impl Stream {
         match self {
             Stream::Plain(tcp) => tcp.write_all(bytes),
             Stream::Tls(tls) => tls.write_all(bytes),
+            Stream::Local(local) => local.write_all(bytes),
             Stream::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
     }
@@ -189,6 +203,7 @@ impl Stream {
         match self {
             Stream::Plain(tcp) => tcp.as_raw_fd(),
             Stream::Tls(tls) => tls.get_ref().as_raw_fd(),
+            Stream::Local(local) => local.as_raw_fd(),
             Stream::Gone => -1,
         }
     }
@@ -203,6 +218,7 @@ impl Stream {
         match self {
             Stream::Plain(tcp) => tcp.read(buf),
             Stream::Tls(tls) => tls.read_once(buf),
+            Stream::Local(local) => local.read(buf),
             Stream::Gone => Ok(0),
         }
     }
@@ -217,6 +233,9 @@ impl Stream {
                 let _ = tls.close();
                 let _ = tls.get_ref().shutdown(Shutdown::Both);
             }
+            Stream::Local(local) => {
+                let _ = local.shutdown(Shutdown::Both);
+            }
             Stream::Gone => {}
         }
     }
@@ -225,7 +244,8 @@ impl Stream {
 struct Conn {
     stream: Stream,
     tls: Option<Arc<ListenerTls>>,
-    peer: SocketAddr,
+    /// The client, for log lines.
+    peer: String,
     session: ServerSession,
     ctx: ConnContext,
     id: u64,
@@ -239,9 +259,48 @@ struct Conn {
     held: Option<(Instant, ReqId, Answer)>,
     /// The engine ended the session (a `421` answer): close once it is written.
     closing: bool,
+    /// `smtpctl trace smtp`.
+    trace: SmtpTrace,
 }
 
 impl Conn {
+    fn new(
+        stream: Stream,
+        tls: Option<Arc<ListenerTls>>,
+        peer: String,
+        config: Arc<ServerConfig>,
+        ctx: ConnContext,
+        id: u64,
+        mailbox: Arc<Mailbox>,
+    ) -> Conn {
+        Conn {
+            stream,
+            tls,
+            peer,
+            session: ServerSession::new(config, Instant::now()),
+            ctx,
+            id,
+            mailbox,
+            receiving: Receiving::None,
+            counter: ReceivedCounter::default(),
+            out: Vec::new(),
+            auth_asked: None,
+            held: None,
+            closing: false,
+            trace: SmtpTrace::default(),
+        }
+    }
+
+    /// Run the session to its end, then drop an unfinished message and tell the engine.
+    fn serve(mut self) {
+        self.run();
+        if let Receiving::Open(message) = std::mem::replace(&mut self.receiving, Receiving::None) {
+            let _ = message.abort();
+        }
+        self.stream.close();
+        self.ctx.backend.closed(self.id);
+    }
+
     fn run(&mut self) {
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
@@ -522,6 +581,7 @@ impl Conn {
         if self.out.is_empty() {
             return true;
         }
+        self.trace.outbound(&self.ctx.log, self.id, &self.out);
         let ok = self.stream.write_all(&self.out).is_ok();
         self.out.clear();
         ok
@@ -575,6 +635,7 @@ impl Conn {
                 Ok(0) => self.session.handle(Input::PeerClosed, Instant::now()),
                 Ok(n) => {
                     let data = target.get(..n).unwrap_or_default();
+                    self.trace.inbound(&self.ctx.log, self.id, data);
                     self.session.handle(Input::Received(data), Instant::now());
                 }
                 Err(e)

@@ -1,11 +1,16 @@
 //! TCP listeners from the `listen on` lines, and the accept loop: one thread per
 //! connection up to a limit (the next client gets `421 4.3.2` and is closed), until a
 //! stop signal, then `Shutdown` to every live session.
+//!
+//! `smtpctl pause smtp` ([`SmtpPause`]): new clients are still accepted, but only to be
+//! told `421 4.3.2 HOST Service temporarily paused` and closed, so they retry later
+//! (RFC 5321 §3.8) instead of waiting in the backlog; sessions already open go on.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::unix::io::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -174,6 +179,36 @@ fn bind_retrying(addr: SocketAddr) -> io::Result<TcpListener> {
     }
 }
 
+/// Whether new SMTP sessions are refused (`smtpctl pause smtp`), shared by the accept
+/// loops of both runtimes and the control socket.
+#[derive(Debug, Default)]
+pub struct SmtpPause {
+    paused: AtomicBool,
+}
+
+impl SmtpPause {
+    /// Refuse new sessions from now on (`pause smtp`).
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Serve new sessions again (`resume smtp`).
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether new sessions are refused.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    /// The reply a client gets while paused: the service is not available, try later
+    /// (RFC 5321 §4.2.3, RFC 3463 X.3.2 "system not accepting network messages").
+    pub fn refusal(hostname: &str) -> String {
+        format!("421 4.3.2 {hostname} Service temporarily paused\r\n")
+    }
+}
+
 /// The live connections: their mailboxes (for `Shutdown`) and their number (for the
 /// limit), with a condition variable to wait for them to end.
 #[derive(Default)]
@@ -218,13 +253,15 @@ impl Connections {
 }
 
 /// Accept connections on `bound` until `stop` fires, each on its own thread, at most
-/// `max_connections` at once. Returns when stopped (sessions are then told to shut down).
+/// `max_connections` at once, none while `paused`. Returns when stopped (sessions are
+/// then told to shut down).
 pub fn accept_loop(
     bound: &[Bound],
     stop: &StopSignal,
     ctx: &ConnContext,
     connections: &Arc<Connections>,
     max_connections: usize,
+    paused: &SmtpPause,
 ) {
     let mut next_id: u64 = 0;
     loop {
@@ -258,6 +295,15 @@ pub fn accept_loop(
             }
             while let Ok((stream, peer)) = b.socket.accept() {
                 let _ = stream.set_nonblocking(false);
+                if paused.is_paused() {
+                    ctx.log.info(&format!(
+                        "smtp-in: refusing connection from {peer}: smtp is paused"
+                    ));
+                    let mut s = stream;
+                    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+                    let _ = s.write_all(SmtpPause::refusal(&b.session_config.hostname).as_bytes());
+                    continue;
+                }
                 if connections.count() >= max_connections {
                     ctx.log.info(&format!(
                         "smtp-in: refusing connection from {peer}: too many connections"

@@ -17,16 +17,19 @@
 //! seams where monkey mode will wrap faults.
 
 pub mod conn;
+pub mod daemon_control;
 pub mod delivery_worker;
 pub mod engine_host;
 pub mod fork_server;
 pub mod listener;
 pub mod log;
 pub mod mailbox;
+pub mod prepare;
 mod serve;
 pub mod signals;
 #[cfg(test)]
 mod tests;
+pub mod trace;
 
 pub use serve::{run, serve_command};
 
@@ -55,13 +58,23 @@ pub struct ServeOptions {
     pub min_free_bytes: u64,
     /// How long a stop waits for sessions and deliveries to finish.
     pub shutdown_grace: Duration,
+    /// The control socket `smtpctl` talks to (`-s`): [`crate::control::ROOT_SOCKET`] for
+    /// root, else `smtpd.sock` in the state directory, where `smtpctl` looks by default.
+    pub control_socket: PathBuf,
 }
 
 impl ServeOptions {
     /// The defaults for a state directory: 512 connections, 8 delivery threads, 64 MiB
-    /// free space, 10 s of grace at shutdown.
+    /// free space, 10 s of grace at shutdown, the control socket where `smtpctl` looks.
     pub fn new(state_dir: PathBuf) -> ServeOptions {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let control_socket = if unsafe { libc::geteuid() } == 0 {
+            PathBuf::from(crate::control::ROOT_SOCKET)
+        } else {
+            state_dir.join("smtpd.sock")
+        };
         ServeOptions {
+            control_socket,
             state_dir,
             verbose: false,
             max_connections: 512,
@@ -133,4 +146,12 @@ pub fn session_config(config: &Config, listener: &Listener, host: &str) -> Serve
         session.auth_required = !auth.optional;
     }
     session
+}
+
+/// The session configuration of the local enqueuer (`sendmail`, `smtpctl sendmail`):
+/// that of a plain `listen on` line (this host's name, the `smtp` limits, DSN), without
+/// TLS or AUTH since the socket pair never leaves the daemon.
+pub fn local_session_config(config: &Config, host: &str) -> ServerConfig {
+    let plain = Listener::new(mta_core::config::ListenAddress::Localhost);
+    session_config(config, &plain, host)
 }

@@ -1,22 +1,20 @@
-//! Starting and stopping the daemon: spool recovery, engine, listeners, accept loop.
+//! Starting and stopping `smtpd-std`: the shared start-up ([`prepare`]), then the
+//! accept loop on the main thread, one thread per connection.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use mta_core::config::Config;
-use mta_core::engine::{Engine, EngineFacts};
 
-use super::conn::ConnContext;
-use super::delivery_worker::DeliveryPool;
-use super::engine_host::{self, EngineHost};
-use super::fork_server::ForkServer;
-use super::{hostname, listener, log, session_config, signals, ServeOptions};
-use crate::spool::{GroupCommitter, Spool};
+use super::prepare::prepare;
+use super::trace::Subsystem;
+use super::{listener, log, ServeOptions};
 
 /// Serve mail with `config` until SIGTERM or SIGINT: open (and recover) the spool,
-/// reload its envelopes into the engine, bind the listeners and accept connections. On
-/// a stop signal, sessions get 421, deliveries in flight get `shutdown_grace` to finish,
-/// and the exit status is success. Errors at start are logged and give a failure status.
+/// reload its envelopes into the engine, bind the listeners, open the control socket
+/// and accept connections. On a stop signal, sessions get 421, deliveries in flight get
+/// `shutdown_grace` to finish, the control socket is removed and the exit status is
+/// success. Errors at start are logged and give a failure status.
 pub fn run(config: Config, opts: &ServeOptions) -> ExitCode {
     let log = log::Log::stderr(opts.verbose);
     match start(config, opts, &log) {
@@ -29,91 +27,27 @@ pub fn run(config: Config, opts: &ServeOptions) -> ExitCode {
 }
 
 fn start(config: Config, opts: &ServeOptions, log: &log::Log) -> Result<(), String> {
-    let queue_dir = opts.queue_dir(&config);
-    if let Some(parent) = queue_dir.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    }
-    let (spool, recovered) =
-        Spool::open(&queue_dir).map_err(|e| format!("queue {}: {e}", queue_dir.display()))?;
-    for msgid in &recovered.discarded_incoming {
-        log.info(&format!("queue: discarded incomplete message {msgid}"));
-    }
-    for msgid in &recovered.corrupt {
-        log.warn(&format!(
-            "queue: message {msgid} has no message file, moved to corrupt/"
-        ));
-    }
-    let mut envelopes = Vec::new();
-    for message in &recovered.messages {
-        for (evpid, record) in &message.envelopes {
-            match mta_core::queue::decode(record) {
-                Ok(envelope) => envelopes.push(envelope),
-                Err(e) => log.warn(&format!(
-                    "queue: envelope {evpid} of message {} is unreadable, left aside: {e}",
-                    message.msgid
-                )),
-            }
-        }
-    }
-    // Before any thread exists: the fork server must be a single-threaded copy.
-    // SAFETY: geteuid has no preconditions.
-    let forker = if unsafe { libc::geteuid() } == 0 {
-        Some(Arc::new(
-            ForkServer::start(&spool).map_err(|e| format!("delivery fork server: {e}"))?,
-        ))
-    } else {
-        None
-    };
-    let host = hostname();
-    let mut facts = EngineFacts::new(&host, engine_host::os_seed());
-    facts.local.domains.push("localhost.localdomain".to_owned());
-    let config = Arc::new(config);
-    let engine = Engine::new(Arc::clone(&config), facts, engine_host::unix_now())
-        .map_err(|e| format!("configuration: {e}"))?;
-    let bound = listener::bind_all(&config, |line| session_config(&config, line, &host))
-        .map_err(|e| format!("listen: {e}"))?;
-    let committer = GroupCommitter::start(spool.clone(), 64).map_err(|e| e.to_string())?;
-    let pool = DeliveryPool::start(opts.delivery_threads).map_err(|e| e.to_string())?;
-    let stop = signals::StopSignal::install().map_err(|e| format!("signals: {e}"))?;
-    if let Some(forker) = &forker {
-        forker.start_reader().map_err(|e| e.to_string())?;
-    }
-    let engine_host = EngineHost::start(
-        engine,
-        spool.clone(),
-        committer.clone(),
-        pool.clone(),
-        forker,
-        log.clone(),
-        host.clone(),
-    )
-    .map_err(|e| e.to_string())?;
-    let reloaded = envelopes.len();
-    engine_host.feed(mta_core::engine::Input::Reload(envelopes));
-    for b in &bound {
-        if let Ok(addr) = b.socket.local_addr() {
-            log.info(&format!("smtpd: listening on {addr}"));
-        }
-    }
+    let prepared = prepare(config, opts, log, Subsystem::ALL)?;
     log.info(&format!(
-        "smtpd: ready, queue {} ({reloaded} envelopes reloaded)",
-        queue_dir.display()
+        "smtpd: ready, queue {} ({} envelopes reloaded)",
+        prepared.queue_dir.display(),
+        prepared.reloaded
     ));
-    let ctx = ConnContext {
-        backend: engine_host,
-        spool,
-        committer,
-        min_free_bytes: opts.min_free_bytes,
-        log: log.clone(),
-    };
     let connections = Arc::new(listener::Connections::default());
-    listener::accept_loop(&bound, &stop, &ctx, &connections, opts.max_connections);
-    drop(bound);
+    listener::accept_loop(
+        &prepared.bound,
+        &prepared.stop,
+        &prepared.conn,
+        &connections,
+        opts.max_connections,
+        &prepared.paused,
+    );
+    drop(prepared.bound);
+    drop(prepared.control);
     if !connections.wait_empty(opts.shutdown_grace) {
         log.warn("smtpd: sessions still open at exit");
     }
-    if !pool.drain(opts.shutdown_grace) {
+    if !prepared.pool.drain(opts.shutdown_grace) {
         log.warn("smtpd: deliveries still running at exit; they stay queued");
     }
     log.info("smtpd: exiting");

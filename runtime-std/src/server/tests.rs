@@ -1,6 +1,7 @@
 //! The connection loop and the accept loop with a scripted backend instead of the engine:
 //! the connection limit (421 4.3.2), a full disk (452 4.3.1 at MAIL), a message streamed
-//! into the spool and committed when the backend says so, and the stop (421 to sessions).
+//! into the spool and committed when the backend says so, the stop (421 to sessions),
+//! `pause smtp` (421 4.3.2 to new clients), and a local submission over a socket pair.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,7 +13,7 @@ use smtp_proto::reply::Reply;
 use smtp_proto::server::{Answer, Question, ReqId, ServerConfig};
 
 use super::conn::{ConnContext, SessionBackend};
-use super::listener::{accept_loop, Bound, Connections};
+use super::listener::{accept_loop, Bound, Connections, SmtpPause};
 use super::log::Log;
 use super::mailbox::{Mailbox, Note};
 use super::signals::StopSignal;
@@ -67,6 +68,7 @@ struct Server {
     addr: SocketAddr,
     dir: PathBuf,
     backend: Arc<Yes>,
+    paused: Arc<SmtpPause>,
     stop: super::signals::StopTrigger,
     thread: std::thread::JoinHandle<()>,
 }
@@ -94,15 +96,25 @@ fn start(tag: &str, max_connections: usize, min_free_bytes: u64) -> Server {
         tls: None,
     }];
     let (signal, stop) = StopSignal::manual().expect("pipe");
+    let paused = Arc::new(SmtpPause::default());
+    let switch = Arc::clone(&paused);
     let thread = std::thread::spawn(move || {
         let connections = Arc::new(Connections::default());
-        accept_loop(&bound, &signal, &ctx, &connections, max_connections);
+        accept_loop(
+            &bound,
+            &signal,
+            &ctx,
+            &connections,
+            max_connections,
+            &switch,
+        );
         assert!(connections.wait_empty(Duration::from_secs(10)));
     });
     Server {
         addr,
         dir,
         backend,
+        paused,
         stop,
         thread,
     }
@@ -212,4 +224,85 @@ fn listeners_offer_starttls_and_auth_only_as_configured() {
     );
     let plain = session(3);
     assert!(!plain.tls_available && !plain.auth && !plain.auth_required);
+}
+
+#[test]
+fn pause_smtp_refuses_new_clients_only() {
+    let server = start("pause", 4, 0);
+    let mut open = Client::connect(server.addr);
+    assert!(open.reply().starts_with("220 "));
+    server.paused.pause();
+    let mut refused = Client::connect(server.addr);
+    let line = refused.reply();
+    assert!(
+        line.starts_with("421 4.3.2 ") && line.contains("Service temporarily paused"),
+        "{line}"
+    );
+    open.send("NOOP\r\n");
+    assert!(open.reply().starts_with("250"), "open sessions go on");
+    server.paused.resume();
+    let mut again = Client::connect(server.addr);
+    assert!(again.reply().starts_with("220 "));
+    server.stop.trigger();
+    server.thread.join().expect("accept loop ends");
+    let _ = std::fs::remove_dir_all(&server.dir);
+}
+
+#[test]
+fn a_local_submission_is_an_ordinary_session_over_a_socket_pair() {
+    use crate::control::submit::submit_over_smtp;
+    use mta_core::control::{Response, Submission};
+    let dir = std::env::temp_dir().join(format!("smtpd-server-local-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (spool, _) = Spool::open(&dir).expect("spool");
+    let committer = GroupCommitter::start(spool.clone(), 8).expect("committer");
+    let backend = Arc::new(Yes::default());
+    let log = Log::quiet();
+    log.set_traces(super::trace::Subsystem::ALL);
+    let ctx = ConnContext {
+        backend: Arc::clone(&backend) as Arc<dyn SessionBackend>,
+        spool,
+        committer,
+        min_free_bytes: 0,
+        log,
+    };
+    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+    ours.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mailbox = Arc::new(Mailbox::new().expect("mailbox"));
+    let opener = Arc::clone(&backend);
+    let opened = Arc::new(Mutex::new(false));
+    let flag = Arc::clone(&opened);
+    let server = std::thread::spawn(move || {
+        super::conn::serve_local(
+            theirs,
+            Arc::new(ServerConfig::default()),
+            ctx,
+            mailbox,
+            move |m| {
+                *flag.lock().expect("lock") = true;
+                let mut all = opener.mailboxes.lock().expect("lock");
+                all.push(m);
+                u64::try_from(all.len() - 1).expect("small")
+            },
+        );
+    });
+    let submission = Submission {
+        sender: "alice@here".to_owned(),
+        recipients: vec!["bob@there".to_owned()],
+        message: b"Subject: hi\n\n.leading dot\n".to_vec(),
+    };
+    let response = submit_over_smtp(&mut ours, &submission, "localhost");
+    assert!(
+        matches!(&response, Response::Text(lines) if lines[0].starts_with("250")),
+        "{response:?}"
+    );
+    server.join().expect("session ends after QUIT");
+    assert!(*opened.lock().expect("lock"), "opened as a local session");
+    let stored = std::fs::read(dir.join("queue/0000000a/message")).expect("queued");
+    assert_eq!(
+        stored,
+        b"Received: test\r\nSubject: hi\r\n\r\n.leading dot\r\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,197 @@
+//! The start-up both daemons share (`smtpd-std` here, `smtpd` in runtime-smol): open
+//! and recover the spool, start the fork server while the process has one thread, build
+//! the engine, bind the listeners, start the group committer, the delivery pool, the
+//! signal pipe and the engine host, reload the queue, and open the control socket.
+//! What differs between the runtimes (threads or tasks per connection) starts after.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mta_core::config::Config;
+use mta_core::engine::{Engine, EngineFacts, Input};
+use mta_core::queue::Envelope;
+
+use super::conn::ConnContext;
+use super::daemon_control::DaemonControl;
+use super::delivery_worker::DeliveryPool;
+use super::engine_host::{self, EngineHost};
+use super::fork_server::ForkServer;
+use super::listener::{self, Bound, SmtpPause};
+use super::log::Log;
+use super::signals::StopSignal;
+use super::trace::Subsystem;
+use super::{hostname, local_session_config, session_config, ServeOptions};
+use crate::control::{ControlServer, EngineControl};
+use crate::spool::{GroupCommitter, Spool};
+
+/// A daemon ready to serve: what the runtime's accept loops and its shutdown need.
+pub struct Prepared {
+    /// The configuration the daemon started with.
+    pub config: Arc<Config>,
+    /// This host's name.
+    pub hostname: String,
+    /// The queue directory.
+    pub queue_dir: PathBuf,
+    /// The bound listening sockets, not accepting yet.
+    pub bound: Vec<Bound>,
+    /// SIGTERM and SIGINT.
+    pub stop: StopSignal,
+    /// The delivery pool, to drain at exit.
+    pub pool: DeliveryPool,
+    /// What every connection shares (engine host, spool, committer, log).
+    pub conn: ConnContext,
+    /// `smtpctl pause smtp`, for the accept loops.
+    pub paused: Arc<SmtpPause>,
+    /// The control socket (`None` when it could not be opened); drop it at exit to
+    /// remove the socket file.
+    pub control: Option<ControlServer>,
+    /// Envelopes reloaded from the queue.
+    pub reloaded: usize,
+}
+
+/// Start everything but the accept loops for `config`. `traceable` lists the
+/// subsystems the runtime's sessions give trace output for (`smtpctl trace`).
+///
+/// # Errors
+/// A message for the log when the queue, the configuration, a listener, a thread or
+/// the signal handlers cannot be set up. A control socket that cannot be opened (or
+/// that another running daemon holds) is logged and the daemon serves without it.
+pub fn prepare(
+    config: Config,
+    opts: &ServeOptions,
+    log: &Log,
+    traceable: &[Subsystem],
+) -> Result<Prepared, String> {
+    let queue_dir = opts.queue_dir(&config);
+    let (spool, envelopes) = open_spool(&queue_dir, log)?;
+    // Before any thread exists: the fork server must be a single-threaded copy.
+    // SAFETY: geteuid has no preconditions.
+    let forker = if unsafe { libc::geteuid() } == 0 {
+        Some(Arc::new(
+            ForkServer::start(&spool).map_err(|e| format!("delivery fork server: {e}"))?,
+        ))
+    } else {
+        None
+    };
+    let host = hostname();
+    let mut facts = EngineFacts::new(&host, engine_host::os_seed());
+    facts.local.domains.push("localhost.localdomain".to_owned());
+    let config = Arc::new(config);
+    let engine = Engine::new(Arc::clone(&config), facts, engine_host::unix_now())
+        .map_err(|e| format!("configuration: {e}"))?;
+    let bound = listener::bind_all(&config, |line| session_config(&config, line, &host))
+        .map_err(|e| format!("listen: {e}"))?;
+    let committer = GroupCommitter::start(spool.clone(), 64).map_err(|e| e.to_string())?;
+    let pool = DeliveryPool::start(opts.delivery_threads).map_err(|e| e.to_string())?;
+    let stop = StopSignal::install().map_err(|e| format!("signals: {e}"))?;
+    if let Some(forker) = &forker {
+        forker.start_reader().map_err(|e| e.to_string())?;
+    }
+    let engine_host = EngineHost::start(
+        engine,
+        spool.clone(),
+        committer.clone(),
+        pool.clone(),
+        forker,
+        log.clone(),
+        host.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let reloaded = envelopes.len();
+    engine_host.feed(Input::Reload(envelopes));
+    for b in &bound {
+        if let Ok(addr) = b.socket.local_addr() {
+            log.info(&format!("smtpd: listening on {addr}"));
+        }
+    }
+    let conn = ConnContext {
+        backend: Arc::clone(&engine_host) as Arc<dyn super::conn::SessionBackend>,
+        spool,
+        committer,
+        min_free_bytes: opts.min_free_bytes,
+        log: log.clone(),
+    };
+    let paused = Arc::new(SmtpPause::default());
+    let daemon = DaemonControl::new(
+        engine_host,
+        conn.clone(),
+        local_session_config(&config, &host),
+        Arc::clone(&paused),
+        traceable,
+    );
+    let control = open_control(opts, daemon, log);
+    Ok(Prepared {
+        config,
+        hostname: host,
+        queue_dir,
+        bound,
+        stop,
+        pool,
+        conn,
+        paused,
+        control,
+        reloaded,
+    })
+}
+
+/// Open (and recover) the queue at `queue_dir`; returns the spool and the envelopes to
+/// reload. An envelope record that does not decode is moved to `corrupt/`.
+fn open_spool(queue_dir: &std::path::Path, log: &Log) -> Result<(Spool, Vec<Envelope>), String> {
+    if let Some(parent) = queue_dir.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    let (spool, recovered) =
+        Spool::open(queue_dir).map_err(|e| format!("queue {}: {e}", queue_dir.display()))?;
+    for msgid in &recovered.discarded_incoming {
+        log.info(&format!("queue: discarded incomplete message {msgid}"));
+    }
+    for msgid in &recovered.corrupt {
+        log.warn(&format!(
+            "queue: message {msgid} has no message file, moved to corrupt/"
+        ));
+    }
+    let mut envelopes = Vec::new();
+    for message in &recovered.messages {
+        for (evpid, record) in &message.envelopes {
+            match mta_core::queue::decode(record) {
+                Ok(envelope) => envelopes.push(envelope),
+                Err(e) => match spool.set_aside_envelope(&message.msgid, evpid) {
+                    Ok(()) => log.warn(&format!(
+                        "queue: envelope {evpid} of message {} is unreadable ({e}), moved to corrupt/",
+                        message.msgid
+                    )),
+                    Err(io) => log.warn(&format!(
+                        "queue: envelope {evpid} of message {} is unreadable ({e}), left aside: \
+                         cannot move it to corrupt/: {io}",
+                        message.msgid
+                    )),
+                },
+            }
+        }
+    }
+    Ok((spool, envelopes))
+}
+
+/// Open the control socket at `opts.control_socket` for `daemon`; `None` (logged) when
+/// it cannot be, so that mail is still served.
+fn open_control(opts: &ServeOptions, daemon: DaemonControl, log: &Log) -> Option<ControlServer> {
+    let path = &opts.control_socket;
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let target = EngineControl::new(Arc::new(daemon), engine_host::unix_now());
+    match ControlServer::start(path, Arc::new(target)) {
+        Ok(server) => {
+            log.info(&format!("smtpd: control socket {}", path.display()));
+            Some(server)
+        }
+        Err(e) => {
+            log.warn(&format!(
+                "smtpd: no control socket at {}: {e}; serving without one",
+                path.display()
+            ));
+            None
+        }
+    }
+}
