@@ -60,6 +60,12 @@ struct Fate {
     dropped: bool,
     control_removed: bool,
     removed: u32,
+    /// Failed for good or expired: awaiting its report, beyond holds.
+    failed: bool,
+    /// Held by `Input::Hold` and not released (nor failed) since.
+    held: bool,
+    /// Held at some point.
+    was_held: bool,
 }
 
 /// The simulated world around one scheduler.
@@ -71,6 +77,8 @@ struct Sim {
     /// Deliveries under way: (completion time, id, outcome choice).
     running: BTreeSet<(UnixTime, EnvelopeId, u8)>,
     inflight: [usize; 2],
+    /// The envelope whose result is being fed (for the expiry check).
+    completing: Option<EnvelopeId>,
 }
 
 fn failure(class: u8) -> Failure {
@@ -95,6 +103,7 @@ impl Sim {
                         !f.in_flight && f.removed == 0,
                         "deliver twice or after removal"
                     );
+                    assert!(!f.held, "a held envelope was handed out");
                     assert!(now.as_millis() < f.expires, "delivery at or after expiry");
                     assert!(
                         f.last_deliver.is_none_or(|t| t <= now),
@@ -168,7 +177,21 @@ impl Sim {
                 Action::Event(Event::Dropped { id, .. }) => {
                     self.fates.get_mut(&id).expect("known").dropped = true;
                 }
-                Action::Event(_) => {}
+                Action::Event(Event::Expired(id)) => {
+                    let f = self.fates.get_mut(&id).expect("known");
+                    // Only an attempt under way may end past expiry while held.
+                    assert!(
+                        !f.held || self.completing == Some(id),
+                        "a held envelope expired"
+                    );
+                    f.failed = true;
+                    f.held = false;
+                }
+                Action::Event(Event::Removed(id)) => {
+                    let f = self.fates.get(&id).expect("known");
+                    assert!(f.control_removed, "removed without a request");
+                }
+                Action::Event(Event::Deferred { .. }) => {}
             }
         }
     }
@@ -185,6 +208,8 @@ impl Sim {
             4..=7 => Outcome::TempFail(failure(4)),
             _ => {
                 f.perm_failed = true;
+                f.failed = true;
+                f.held = false;
                 Outcome::PermFail(failure(5))
             }
         };
@@ -193,9 +218,51 @@ impl Sim {
             f.delivered = false;
             f.perm_failed = false;
         }
+        // The next drain sees this result's actions.
+        self.completing = Some(id);
         self.sched
             .handle(Input::DeliveryResult { id, outcome }, self.now)
             .expect("result");
+    }
+
+    /// The envelopes a control target names, as the sim knows them.
+    fn named(&self, target: Target) -> Vec<EnvelopeId> {
+        self.fates
+            .keys()
+            .copied()
+            .filter(|id| match target {
+                Target::Envelope(x) => *id == x,
+                Target::Message(m) => id.message_id() == m,
+                Target::All => true,
+            })
+            .collect()
+    }
+
+    /// Holds or releases `target`, tracking what the scheduler should hold, and checks
+    /// that it agrees.
+    fn hold(&mut self, target: Target, hold: bool) {
+        for id in self.named(target) {
+            let f = self.fates.get_mut(&id).expect("known");
+            // Queued and not failed: the scheduler holds it (a release frees it).
+            if f.removed == 0 && !f.failed {
+                f.held = hold;
+                f.was_held |= hold;
+            }
+        }
+        let input = if hold {
+            Input::Hold(target)
+        } else {
+            Input::Release(target)
+        };
+        self.sched.handle(input, self.now).expect("hold");
+        for (id, f) in &self.fates {
+            let expected = f.held && f.removed == 0;
+            assert_eq!(self.sched.is_held(*id), expected, "{id} held state");
+        }
+    }
+
+    fn any_held(&self) -> bool {
+        self.fates.values().any(|f| f.held && f.removed == 0)
     }
 }
 
@@ -269,10 +336,13 @@ fn make_envelopes(script: &mut Script<'_>, now: UnixTime) -> Vec<Envelope> {
 }
 
 /// Drives a scheduler through a fuzz-chosen script: a few messages, delivery outcomes and
-/// latencies, and control commands, with simulated time jumping to the next deadline.
-/// Checks: in-flight limits hold, attempts are monotone and stop at expiry, no bounce to
-/// `<>`, never two bounces for one failure, and every envelope ends exactly once:
-/// delivered, bounced, dropped, or removed by control.
+/// latencies, and control commands (schedule, remove, pause, resume, hold, release), with
+/// simulated time jumping to the next deadline. Checks: in-flight limits hold, attempts
+/// are monotone and stop at expiry, a held envelope is never handed out nor expired
+/// (only an attempt already under way may end), the scheduler holds exactly what was held
+/// and not released, no bounce to `<>`, never two bounces for one failure, and every
+/// envelope ends exactly once: delivered, bounced, dropped, or removed by control (held
+/// envelopes are released when nothing else is left, and must then end too).
 pub fn scheduler(data: &[u8]) {
     simulate(data);
 }
@@ -290,6 +360,8 @@ pub struct Summary {
     pub bounced: usize,
     /// Simulated time elapsed.
     pub elapsed: Duration,
+    /// Envelopes held at some point and delivered in the end.
+    pub held_then_delivered: usize,
 }
 
 /// The body of [`scheduler`]: runs the simulation, checks it, and sums it up.
@@ -309,6 +381,7 @@ pub fn simulate(data: &[u8]) -> Summary {
         fates: BTreeMap::new(),
         running: BTreeSet::new(),
         inflight: [0, 0],
+        completing: None,
     };
     let mut dup_check = BTreeSet::new();
     for e in make_envelopes(&mut script, start) {
@@ -333,6 +406,7 @@ pub fn simulate(data: &[u8]) -> Summary {
     let mut paused = false;
     for _ in 0..100_000 {
         sim.drain(&mut script);
+        sim.completing = None;
         // Now and then, a control command.
         let control = match script.below(16) {
             1 => Some(Input::Schedule(Target::All)),
@@ -353,6 +427,17 @@ pub fn simulate(data: &[u8]) -> Summary {
                     f.control_removed = true;
                 }
                 Some(Input::Remove(Target::Envelope(id)))
+            }
+            5 | 6 if !ids.is_empty() => {
+                let id = ids[usize::from(script.byte()) % ids.len()];
+                let target = match script.below(4) {
+                    0 => Target::Message(id.message_id()),
+                    1 => Target::All,
+                    _ => Target::Envelope(id),
+                };
+                let hold = script.below(2) == 0;
+                sim.hold(target, hold);
+                continue;
             }
             _ => None,
         };
@@ -378,6 +463,8 @@ pub fn simulate(data: &[u8]) -> Summary {
                     .handle(Input::Resume(Scope::All), sim.now)
                     .expect("resume");
             }
+            // Nothing left to do but held envelopes: release them, they must go on.
+            (None, _) if sim.any_held() => sim.hold(Target::All, false),
             (None, _) => break,
         }
     }
@@ -403,5 +490,10 @@ pub fn simulate(data: &[u8]) -> Summary {
         delivered: sim.fates.values().filter(|f| f.delivered).count(),
         bounced: sim.fates.values().filter(|f| f.bounced).count(),
         elapsed: sim.now.saturating_duration_since(start),
+        held_then_delivered: sim
+            .fates
+            .values()
+            .filter(|f| f.was_held && f.delivered)
+            .count(),
     }
 }

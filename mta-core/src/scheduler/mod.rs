@@ -538,9 +538,12 @@ impl Scheduler {
     /// A failed or expired envelope: collect it for its message's report, or drop it.
     /// `persist` records the new state first so a crash cannot lose the report.
     fn fail(&mut self, id: EnvelopeId, now: UnixTime, persist: bool) {
-        let Some(entry) = self.envelopes.get(&id) else {
+        let Some(entry) = self.envelopes.get_mut(&id) else {
             return;
         };
+        // Its report goes out whatever holds it: it no longer waits for anything.
+        entry.held = false;
+        entry.ready = None;
         let e = &entry.envelope;
         if !e.wants_failure_report() {
             let reason = if e.is_bounce() {

@@ -522,10 +522,23 @@ fn prop_simulation_invariants() {
 }
 
 #[test]
+fn simulations_hold_and_release_envelopes_that_then_arrive() {
+    // Pseudo-random scripts: enough of them hold envelopes that are delivered later.
+    let mut rng = crate::queue::SplitMix64::new(5);
+    let mut reached = 0;
+    for _ in 0..200 {
+        let data: Vec<u8> = (0..600).map(|_| rng.next_u64().to_le_bytes()[0]).collect();
+        reached += crate::fuzzing::queue::simulate(&data).held_then_delivered;
+    }
+    assert!(reached >= 20, "held then delivered: {reached}");
+}
+
+#[test]
 fn simulation_with_long_temp_failures() {
     // Every outcome a temporary failure: every envelope retries until it expires.
     let mut data = vec![1u8, 2, 42, 2, 2, 3];
-    data.extend(std::iter::repeat_n(5u8, 4000));
+    // 77: no control command, a temporary failure, relayed, 4-day ttl (see the harness).
+    data.extend(std::iter::repeat_n(77u8, 4000));
     let summary = crate::fuzzing::queue::simulate(&data);
     // Three messages of two relayed recipients; one expires after 1 h, two after 4 days.
     assert_eq!(summary.envelopes, 6);
