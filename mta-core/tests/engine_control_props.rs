@@ -134,7 +134,7 @@ impl Run {
             .map(|e| e.id)
             .collect();
         let known: Vec<EnvelopeId> = self.originals.iter().copied().collect();
-        let pool = if i % 8 == 0 || queued.is_empty() {
+        let pool = if i.is_multiple_of(8) || queued.is_empty() {
             known
         } else {
             queued
