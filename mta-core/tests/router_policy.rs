@@ -498,7 +498,7 @@ fn relay_routes_use_their_port_and_policy() {
         src: Some(ip(100)),
         tls: TlsPolicy::Required { verify: true },
         auth: Some("label".into()),
-        backup_mx: None,
+        ..RouteKey::mx("unused.example")
     };
     let actions = h.feed(Input::Envelope {
         route: route.clone(),

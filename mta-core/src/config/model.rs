@@ -324,6 +324,17 @@ pub struct RelayUrl {
     pub port: Option<u16>,
 }
 
+impl RelayUrl {
+    /// Reads a relay URL as `relay host` and the values of a `relay domain` table write
+    /// it: `[scheme://][label@]host[:port]`, IPv6 hosts in brackets.
+    ///
+    /// # Errors
+    /// Why the text is not a relay URL (unknown scheme, empty host or label, bad port).
+    pub fn parse(text: &str) -> Result<RelayUrl, String> {
+        super::values::relay_url(text)
+    }
+}
+
 /// Options of a `relay` action.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct RelayOptions {

@@ -84,7 +84,8 @@ fn route(choice: usize) -> RouteKey {
             src: None,
             tls: TlsPolicy::Required { verify: true },
             auth: Some("label".into()),
-            backup_mx: None,
+            helo: Some("out.example".into()),
+            ..RouteKey::mx("relay.example")
         },
     }
 }

@@ -63,6 +63,7 @@
 
 mod hosts;
 mod mx;
+mod route;
 mod router;
 mod select;
 mod show;
@@ -73,6 +74,7 @@ pub use mx::{
     MxAction, MxError, MxHost, MxInput, MxLevel, MxQuery, MxResolver, MxResolverConfig, MxSet,
     MAX_ADDRESSES, MAX_EXCHANGERS,
 };
+pub use route::{route_for, route_for_envelope, RouteError};
 pub use router::Router;
 pub use show::{duration_text, show_hosts, show_routes};
 
@@ -83,7 +85,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::config::{MtaOptions, RelayOptions, RelayScheme};
+use crate::config::MtaOptions;
 use crate::queue::{EnvelopeId, Failure};
 use crate::scheduler::Outcome;
 
@@ -156,6 +158,16 @@ pub struct RouteKey {
     /// `relay backup [mx NAME]`: use only the MXs preferred over this name (the engine
     /// puts our host name here when `mx NAME` is absent).
     pub backup_mx: Option<String>,
+    /// The EHLO name of its sessions (`helo NAME`, or `helo-src` by source address);
+    /// `None` for the server's host name.
+    pub helo: Option<String>,
+    /// `ca NAME`: the CA the server certificate must chain to instead of the system roots.
+    pub ca: Option<String>,
+    /// `pki NAME`: the client certificate its sessions present.
+    pub pki: Option<String>,
+    /// `mail-from ADDRESS`: the MAIL FROM of its messages instead of their sender (part of
+    /// the key so that messages sent with different ones are never batched together).
+    pub mail_from: Option<String>,
 }
 
 impl RouteKey {
@@ -167,6 +179,10 @@ impl RouteKey {
             tls: TlsPolicy::Opportunistic,
             auth: None,
             backup_mx: None,
+            helo: None,
+            ca: None,
+            pki: None,
+            mail_from: None,
         }
     }
 }
@@ -187,50 +203,17 @@ impl fmt::Display for RouteKey {
         if let Some(name) = &self.backup_mx {
             write!(f, " backup={name}")?;
         }
-        Ok(())
-    }
-}
-
-/// The route of an envelope for `domain` under a `relay` action: the relay host of
-/// `host URL` (port from the URL, else 465 for `smtps://`, else 25; TLS from the scheme and
-/// `tls [no-verify]`; the credentials label of the URL), or the MXs of `domain`.
-/// `relay backup` without `mx NAME` compares with `hostname`, our own name. The source
-/// address (`src`, possibly a table) is the engine's to fill in.
-pub fn route_for(relay: &RelayOptions, domain: &str, hostname: &str) -> RouteKey {
-    let verify = !relay.tls.is_some_and(|tls| tls.no_verify);
-    let requested = if relay.tls.is_some() {
-        TlsPolicy::Required { verify }
-    } else {
-        TlsPolicy::Opportunistic
-    };
-    let backup_mx = relay
-        .backup
-        .as_ref()
-        .map(|backup| crate::dns::normalize_name(backup.mx.as_deref().unwrap_or(hostname)));
-    match &relay.host {
-        Some(url) => {
-            let (tls, default_port) = match url.scheme {
-                RelayScheme::Smtp | RelayScheme::Lmtp => (requested, 25),
-                RelayScheme::SmtpTls => (TlsPolicy::Required { verify }, 25),
-                RelayScheme::SmtpNoTls => (TlsPolicy::Disabled, 25),
-                RelayScheme::Smtps => (TlsPolicy::Implicit { verify }, 465),
-            };
-            RouteKey {
-                destination: Destination::Relay {
-                    host: crate::dns::normalize_name(&url.host),
-                    port: url.port.unwrap_or(default_port),
-                },
-                src: None,
-                tls,
-                auth: url.label.clone(),
-                backup_mx: None,
+        for (word, value) in [
+            ("helo", &self.helo),
+            ("pki", &self.pki),
+            ("ca", &self.ca),
+            ("mail-from", &self.mail_from),
+        ] {
+            if let Some(value) = value {
+                write!(f, " {word}={value}")?;
             }
         }
-        None => RouteKey {
-            tls: requested,
-            backup_mx,
-            ..RouteKey::mx(domain)
-        },
+        Ok(())
     }
 }
 
@@ -419,6 +402,12 @@ pub enum Action {
         tls: TlsPolicy,
         /// Credentials label.
         auth: Option<String>,
+        /// EHLO name; `None` for the server's host name.
+        helo: Option<String>,
+        /// CA name (`ca NAME`) to verify the server with instead of the system roots.
+        ca: Option<String>,
+        /// Client certificate name (`pki NAME`).
+        pki: Option<String>,
     },
     /// Send one message, to these envelopes' recipients, over an idle session.
     SendMessage {

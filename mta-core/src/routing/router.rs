@@ -718,6 +718,9 @@ impl Router {
             src: key.src,
             tls: key.tls,
             auth: key.auth.clone(),
+            helo: key.helo.clone(),
+            ca: key.ca.clone(),
+            pki: key.pki.clone(),
         });
     }
 }

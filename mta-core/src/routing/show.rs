@@ -86,8 +86,16 @@ fn route_line(router: &Router, key: &RouteKey, route: &Route, now: UnixTime) -> 
     if let Some(label) = &key.auth {
         let _ = write!(line, " auth={label}");
     }
-    if let Some(name) = &key.backup_mx {
-        let _ = write!(line, " backup={name}");
+    for (word, value) in [
+        ("backup", &key.backup_mx),
+        ("helo", &key.helo),
+        ("pki", &key.pki),
+        ("ca", &key.ca),
+        ("mail-from", &key.mail_from),
+    ] {
+        if let Some(value) = value {
+            let _ = write!(line, " {word}={value}");
+        }
     }
     let _ = write!(
         line,
@@ -106,8 +114,8 @@ fn route_line(router: &Router, key: &RouteKey, route: &Route, now: UnixTime) -> 
 
 /// `smtpctl show routes`: one line per route the router knows, in order of creation:
 ///
-/// `ID. SRC -> DESTINATION TLS [auth=LABEL] [backup=NAME] FLAGS nconn=N queued=N
-/// penalty=N timeout=DELAY`
+/// `ID. SRC -> DESTINATION TLS [auth=LABEL] [backup=NAME] [helo=NAME] [pki=NAME] [ca=NAME]
+/// [mail-from=ADDRESS] FLAGS nconn=N queued=N penalty=N timeout=DELAY`
 ///
 /// SRC is `*` when the kernel picks the source address; DESTINATION is `[MX:domain]` or
 /// `host:port`; TLS is the URL scheme of the policy (`smtp`, `smtp+tls`, `smtps`,

@@ -15,21 +15,22 @@
 //! not bound yet (connections leave from the kernel's choice of address).
 
 mod body;
+mod connect;
 mod dns;
 mod session;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mta_core::config::{Config, DeliveryMethod};
+use mta_core::config::{Config, DeliveryMethod, Pki};
 use mta_core::queue::{DeliveryKind, DsnParams, Envelope, EnvelopeId};
 use mta_core::routing::{
-    route_for, show_hosts, show_routes, Action, ConnId, Input as RouterInput, MxAction, MxInput,
-    MxResolver, MxResolverConfig, RouteKey, Router, RouterConfig, TlsPolicy,
+    route_for_envelope, show_hosts, show_routes, Action, ConnId, Input as RouterInput, MxAction,
+    MxInput, MxResolver, MxResolverConfig, RouteKey, Router, RouterConfig, TlsPolicy,
 };
 use mta_core::scheduler::Outcome;
 use mta_core::table::RelayCredentials;
@@ -50,7 +51,7 @@ pub type ReportFn = Arc<dyn Fn(EnvelopeId, Outcome) + Send + Sync>;
 pub struct RelayJob {
     /// The envelope.
     pub id: EnvelopeId,
-    /// Where it goes (see [`route_for`]).
+    /// Where it goes and how (see [`route_for_envelope`]).
     pub route: RouteKey,
     /// The envelope sender, empty for `<>`.
     pub sender: String,
@@ -104,7 +105,9 @@ impl RelayJob {
             .recipient
             .rsplit_once('@')
             .map_or("", |(_, domain)| domain);
-        let route = route_for(options, domain, hostname);
+        let spread = u64::from(envelope.id.message_id().get());
+        let route = route_for_envelope(config, options, domain, hostname, spread)
+            .map_err(|e| session::temp(&format!("relay action {action:?}: {e}")))?;
         let credentials = match &route.auth {
             None => None,
             Some(label) => Some(credentials(config, options.auth.as_deref(), label)?),
@@ -206,6 +209,8 @@ impl RelayAgent {
             jobs: HashMap::new(),
             conns: HashMap::new(),
             tls_configs: HashMap::new(),
+            ca_files: config.ca.clone(),
+            pki: config.pki.clone(),
             credentials: HashMap::new(),
             events: tx.clone(),
             transport,
@@ -255,14 +260,22 @@ impl RelayAgent {
     }
 }
 
+/// What a rustls client configuration depends on: certificate verification, the CA
+/// name to verify with (system roots when `None`), the client certificate's pki name.
+type TlsKey = (bool, Option<String>, Option<String>);
+
 /// The agent thread's state.
 struct Agent {
     router: Router,
     mx: MxResolver,
     jobs: HashMap<EnvelopeId, RelayJob>,
     conns: HashMap<ConnId, Sender<Command>>,
-    /// rustls configurations by `verify`, built once each.
-    tls_configs: HashMap<bool, Option<Arc<rustls::ClientConfig>>>,
+    /// rustls configurations by (`verify`, `ca`, `pki`), built once each.
+    tls_configs: HashMap<TlsKey, Option<Arc<rustls::ClientConfig>>>,
+    /// CA certificate files by `ca` name, from the configuration at start.
+    ca_files: BTreeMap<String, String>,
+    /// Certificates and keys by `pki` name, from the configuration at start.
+    pki: BTreeMap<String, Pki>,
     /// Credentials by route label, from the envelopes that use them.
     credentials: HashMap<String, RelayCredentials>,
     events: Sender<Event>,
@@ -368,10 +381,24 @@ impl Agent {
                 conn,
                 addr,
                 host,
+                src,
                 tls,
                 auth,
-                ..
-            } => self.connect(conn, addr, host, tls, auth.as_deref()),
+                helo,
+                ca,
+                pki,
+            } => self.connect(
+                Outbound {
+                    conn,
+                    addr,
+                    host,
+                    src,
+                    tls,
+                    helo,
+                },
+                auth.as_deref(),
+                (ca, pki),
+            ),
             Action::SendMessage { conn, envelopes } => self.send_message(conn, &envelopes),
             Action::Quit { conn } => {
                 if let Some(commands) = self.conns.get(&conn) {
@@ -406,28 +433,70 @@ impl Agent {
         }
     }
 
-    fn tls_config(&mut self, verify: bool) -> Option<Arc<rustls::ClientConfig>> {
-        let log = &self.log;
-        self.tls_configs
-            .entry(verify)
-            .or_insert_with(|| match ClientTls::client_config(verify, None) {
-                Ok(config) => Some(config),
-                Err(e) => {
-                    log.warn(&format!("smtp-out: no TLS for relaying: {e}"));
-                    None
-                }
-            })
-            .clone()
+    /// The rustls configuration of `key`, built at its first use; `None` (logged) when
+    /// it cannot be built: sessions then go without TLS where their policy allows.
+    fn tls_config(&mut self, key: TlsKey) -> Option<Arc<rustls::ClientConfig>> {
+        if let Some(found) = self.tls_configs.get(&key) {
+            return found.clone();
+        }
+        let (verify, ca, pki) = &key;
+        let built = self.build_tls(*verify, ca.as_deref(), pki.as_deref());
+        let config = match built {
+            Ok(config) => Some(config),
+            Err(e) => {
+                self.log
+                    .warn(&format!("smtp-out: no TLS for relaying: {e}"));
+                None
+            }
+        };
+        self.tls_configs.insert(key, config.clone());
+        config
+    }
+
+    fn build_tls(
+        &self,
+        verify: bool,
+        ca: Option<&str>,
+        pki: Option<&str>,
+    ) -> Result<Arc<rustls::ClientConfig>, String> {
+        let ca_file = match ca {
+            Some(name) => Some(
+                self.ca_files
+                    .get(name)
+                    .ok_or_else(|| format!("ca \"{name}\" is not defined"))?
+                    .as_str(),
+            ),
+            None => None,
+        };
+        let built = match pki {
+            None => ClientTls::client_config(verify, ca_file),
+            Some(name) => {
+                let files = self
+                    .pki
+                    .get(name)
+                    .and_then(|p| p.cert.as_deref().zip(p.key.as_deref()));
+                let (cert, key) =
+                    files.ok_or_else(|| format!("pki \"{name}\" has no certificate and key"))?;
+                ClientTls::client_config_with_cert(verify, ca_file, cert, key)
+            }
+        };
+        built.map_err(|e| e.to_string())
     }
 
     fn connect(
         &mut self,
-        conn: ConnId,
-        addr: std::net::SocketAddr,
-        host: String,
-        tls: TlsPolicy,
+        out: Outbound,
         auth: Option<&str>,
+        (ca, pki): (Option<String>, Option<String>),
     ) {
+        let Outbound {
+            conn,
+            addr,
+            host,
+            src,
+            tls,
+            helo,
+        } = out;
         let (session_tls, implicit, verify) = match tls {
             TlsPolicy::Opportunistic => (SessionTls::Opportunistic, false, false),
             TlsPolicy::Required { verify } => (SessionTls::Required, false, verify),
@@ -437,10 +506,24 @@ impl Agent {
         let tls_config = if tls == TlsPolicy::Disabled {
             None
         } else {
-            self.tls_config(verify)
+            // The CA only matters where the certificate is checked.
+            self.tls_config((verify, ca.filter(|_| verify), pki))
+        };
+        let helo = match helo {
+            None => self.helo.clone(),
+            Some(name) => match Host::parse(Bytes::from(name.clone()), true) {
+                Ok(helo) => helo,
+                Err(e) => {
+                    self.log.warn(&format!(
+                        "smtp-out: helo name {name:?} is not a host name ({e}), using {}",
+                        String::from_utf8_lossy(self.helo.as_bytes())
+                    ));
+                    self.helo.clone()
+                }
+            },
         };
         let session = Arc::new(ClientConfig {
-            helo: self.helo.clone(),
+            helo,
             tls: session_tls,
             tls_available: tls_config.is_some(),
             implicit_tls: implicit,
@@ -455,6 +538,7 @@ impl Agent {
         let spec = ConnSpec {
             conn,
             addr,
+            src,
             host,
             tls,
             session,
@@ -484,7 +568,7 @@ impl Agent {
         let first = envelopes.first().and_then(|id| self.jobs.get(id));
         let delivery = first.map(|job| Delivery {
             msgid: job.id.message_id().to_string(),
-            sender: job.sender.clone(),
+            sender: mail_from(job),
             recipients: envelopes
                 .iter()
                 .filter_map(|id| {
@@ -505,5 +589,26 @@ impl Agent {
             self.router
                 .handle(RouterInput::SessionOutcome { conn, results }, unix_now());
         }
+    }
+}
+
+/// Where a session goes and how it greets: the parts of a router's `Connect` that the
+/// connection thread needs.
+struct Outbound {
+    conn: ConnId,
+    addr: std::net::SocketAddr,
+    host: String,
+    src: Option<std::net::IpAddr>,
+    tls: TlsPolicy,
+    helo: Option<String>,
+}
+
+/// The MAIL FROM of a job: the route's `mail-from` in place of the envelope sender,
+/// except for the null sender of a report, which stays `<>` so that no report is ever
+/// answered with another (RFC 5321 §4.5.5).
+fn mail_from(job: &RelayJob) -> String {
+    match &job.route.mail_from {
+        Some(address) if !job.sender.is_empty() => address.clone(),
+        _ => job.sender.clone(),
     }
 }

@@ -55,6 +55,8 @@ pub(crate) struct ConnSpec {
     pub conn: ConnId,
     /// Exchanger address and port.
     pub addr: SocketAddr,
+    /// Local address to connect from (`relay src`); the kernel's choice when `None`.
+    pub src: Option<std::net::IpAddr>,
     /// Exchanger name (SNI, certificate check, logs).
     pub host: String,
     /// TLS policy of the route.
@@ -130,7 +132,7 @@ pub(crate) fn run(
 }
 
 fn connect(spec: &ConnSpec, events: &Sender<Event>) -> io::Result<Link> {
-    let stream = TcpStream::connect_timeout(&spec.addr, CONNECT_TIMEOUT)?;
+    let stream = super::connect::connect(spec.addr, spec.src, CONNECT_TIMEOUT)?;
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(CONNECT_TIMEOUT.saturating_mul(10)))?;
     if let TlsPolicy::Implicit { .. } = spec.tls {

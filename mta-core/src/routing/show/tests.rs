@@ -196,7 +196,9 @@ fn a_relay_route_shows_its_source_policy_and_label() {
         src: Some(ip(9)),
         tls: TlsPolicy::Implicit { verify: false },
         auth: Some("office".into()),
-        backup_mx: None,
+        helo: Some("out.example".into()),
+        pki: Some("client".into()),
+        ..RouteKey::mx("unused.example")
     };
     router.handle(Input::Envelope { route, id: env(1) }, t(0));
     router.handle(
@@ -215,7 +217,8 @@ fn a_relay_route_shows_its_source_policy_and_label() {
     assert_eq!(
         lines,
         [
-            "1. 192.0.2.9 -> smarthost.example.net:465 smtps no-verify auth=office N-R- \
+            "1. 192.0.2.9 -> smarthost.example.net:465 smtps no-verify auth=office \
+             helo=out.example pki=client N-R- \
              nconn=0 queued=1 penalty=0 timeout=-",
             "2. * -> [MX:example.com] smtp+tls backup=me.example.org N-R- nconn=0 queued=1 \
              penalty=0 timeout=-",
