@@ -1,7 +1,7 @@
 //! The control protocol between `smtpctl` (and `sendmail`) and the daemon, as pure code.
 //!
 //! A client sends one [`Request`] frame and reads one [`Response`] frame, as many times as
-//! it likes on one connection. Frames are length-prefixed and versioned (see [`wire`]):
+//! it likes on one connection. Frames are length-prefixed and versioned (see [`encode`] and [`decode`]):
 //! an 8-byte header (`SC`, [`VERSION`], a tag, a big-endian payload length) and a payload
 //! whose size is bounded per tag ([`MAX_SUBMISSION`] for a local submission,
 //! [`MAX_FRAME`] for other requests), so a reader never buffers more than one bounded

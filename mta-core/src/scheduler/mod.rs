@@ -23,6 +23,11 @@
 //! is reported with an [`Action::SuccessNotice`] when the sender asked for it
 //! (`NOTIFY=SUCCESS`, RFC 3461 §4.1).
 //!
+//! **Control.** [`Input::Pause`] stops a whole kind; [`Input::Hold`] stops single
+//! envelopes (`smtpctl pause envelope`): a held envelope keeps its state and next try but
+//! is neither handed out nor expired, and sets no timer, until [`Input::Release`] puts it
+//! back (due at once when its time passed). Holds live in memory only, as OpenSMTPD's.
+//!
 //! A runtime's loop, in outline:
 //!
 //! ```
