@@ -100,7 +100,8 @@ pub fn state_user() -> String {
 /// # Errors
 ///
 /// [`LoadError::Read`] when the main file cannot be read, [`LoadError::Config`] with every
-/// error of the configuration otherwise.
+/// error of the configuration otherwise, including the relay options this server parses
+/// but refuses to run with (`srs`, see `relay::unsupported`).
 pub fn load(file: Option<&Path>, cmdline_macros: &[(String, String)]) -> Result<Loaded, LoadError> {
     let state_dir = cmdline_macros
         .iter()
@@ -135,6 +136,10 @@ pub fn load(file: Option<&Path>, cmdline_macros: &[(String, String)]) -> Result<
         std::fs::read_to_string(&path).map_err(|e| e.to_string())
     };
     let config = parse(&text, &file_name, &macros, &mut loader).map_err(LoadError::Config)?;
+    let refused = crate::relay::unsupported_relay_options(&config, &text, &file_name);
+    if !refused.is_empty() {
+        return Err(LoadError::Config(mta_core::config::ConfigErrors(refused)));
+    }
     Ok(Loaded {
         config,
         file_name,

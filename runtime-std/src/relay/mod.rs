@@ -18,6 +18,9 @@ mod body;
 mod connect;
 mod dns;
 mod session;
+mod unsupported;
+
+pub(crate) use unsupported::unsupported_relay_options;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
