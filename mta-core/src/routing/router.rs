@@ -497,7 +497,7 @@ impl Router {
                     )
                 })
                 .count();
-            if self.waiting_messages(key) <= connecting {
+            if !self.more_messages_than(key, connecting) {
                 return;
             }
             match self.choose(key, now) {
@@ -538,15 +538,26 @@ impl Router {
         route.last_active = now;
     }
 
-    /// Messages (not envelopes) waiting on a route: sessions needed to serve them at once.
-    fn waiting_messages(&self, key: &RouteKey) -> usize {
+    /// Whether more than `count` messages (not envelopes) wait on a route, that is
+    /// whether `count` sessions in the making are too few to serve them at once. Stops at
+    /// the first `count + 1` distinct messages: `count` is at most a route's connection
+    /// limit, while the queue may hold many thousand envelopes, and this runs at every
+    /// input.
+    fn more_messages_than(&self, key: &RouteKey, count: usize) -> bool {
         let Some(route) = self.routes.get(key) else {
-            return 0;
+            return false;
         };
-        let mut messages: Vec<_> = route.queue.iter().map(|id| id.message_id()).collect();
-        messages.sort();
-        messages.dedup();
-        messages.len()
+        let mut seen = Vec::with_capacity(count.saturating_add(1).min(64));
+        for id in &route.queue {
+            let message = id.message_id();
+            if !seen.contains(&message) {
+                if seen.len() >= count {
+                    return true;
+                }
+                seen.push(message);
+            }
+        }
+        false
     }
 
     /// Hands the next message of the route to each idle session.
