@@ -1,5 +1,6 @@
 //! The command line of the daemon, shared by both runtimes' binaries: `smtpd [-dnv]
-//! [-D name=value] [-f file] [-M seed:rate]`, as smtpd(8) has it, plus monkey mode.
+//! [-D name=value] [-f file] [-s socket] [-M seed:rate]`, as smtpd(8) has it, plus the
+//! control socket and monkey mode.
 //!
 //! `-n` checks the configuration: it prints `configuration OK` and exits 0, or prints every
 //! error as `FILE:LINE:COL: message` on standard error and exits 1. With `-v` it also prints
@@ -21,7 +22,8 @@ use mta_core::faults::FaultPlan;
 use crate::config_load::{check_certificate_files, check_listen_addresses, load, LoadError};
 
 /// Usage line.
-pub const USAGE: &str = "usage: smtpd [-dnv] [-D macro=value] [-f file] [-M seed:rate[:kind,...]]";
+pub const USAGE: &str =
+    "usage: smtpd [-dnv] [-D macro=value] [-f file] [-s socket] [-M seed:rate[:kind,...]]";
 
 /// The options of the command line.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
@@ -38,6 +40,8 @@ pub struct Options {
     pub macros: Vec<(String, String)>,
     /// `-M SEED:RATE[:KIND,...]` or `--monkey SEED:RATE[:KIND,...]`: monkey mode's plan.
     pub monkey: Option<FaultPlan>,
+    /// `-s SOCKET`: where the control socket goes (the default path without it).
+    pub socket: Option<PathBuf>,
 }
 
 /// Reads the value of `-M`/`--monkey`.
@@ -75,7 +79,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Options, St
                 'd' => o.debug = true,
                 'n' => o.check = true,
                 'v' => o.verbose = true,
-                'f' | 'D' | 'M' => {
+                'f' | 'D' | 'M' | 's' => {
                     let rest = flags.get(i + c.len_utf8()..).unwrap_or("");
                     let value = if rest.is_empty() {
                         args.next()
@@ -87,6 +91,8 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Options, St
                         o.file = Some(PathBuf::from(value));
                     } else if c == 'M' {
                         o.monkey = Some(monkey_plan(&value)?);
+                    } else if c == 's' {
+                        o.socket = Some(PathBuf::from(value));
                     } else {
                         let (k, v) = value
                             .split_once('=')
@@ -224,7 +230,8 @@ mod tests {
 
     #[test]
     fn flags_group_and_values_attach() {
-        let o = parse_args(args("-nv -f/etc/x.conf -D a=b -Dc=d")).expect("parses");
+        let o = parse_args(args("-nv -f/etc/x.conf -D a=b -Dc=d -s /run/x.sock")).expect("parses");
+        assert_eq!(o.socket, Some(PathBuf::from("/run/x.sock")));
         assert!(o.check && o.verbose && !o.debug);
         assert_eq!(o.file, Some(PathBuf::from("/etc/x.conf")));
         assert_eq!(
