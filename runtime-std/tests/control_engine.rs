@@ -301,3 +301,149 @@ fn data_is_crlf_and_dot_stuffed() {
     assert_eq!(data_bytes(b"a\n.b\r\n.\n"), b"a\r\n..b\r\n..\r\n.\r\n");
     assert_eq!(data_bytes(b""), b".\r\n");
 }
+
+/// The daemon's own `DaemonAccess` ([`DaemonControl`]) over a real engine host, spool and
+/// local sessions, behind the socket: local submissions match `from local` rules,
+/// `update table` re-reads a file table, and the runtime switches follow the requests.
+#[test]
+fn a_daemon_behind_the_socket() {
+    use runtime_std::server::conn::{ConnContext, SessionBackend};
+    use runtime_std::server::daemon_control::DaemonControl;
+    use runtime_std::server::delivery_worker::DeliveryPool;
+    use runtime_std::server::engine_host::{unix_now, EngineHost};
+    use runtime_std::server::listener::SmtpPause;
+    use runtime_std::server::log::Log;
+    use runtime_std::server::trace::Subsystem;
+    use runtime_std::spool::GroupCommitter;
+
+    let dir = temp_dir("daemon");
+    let users = dir.join("users.txt");
+    std::fs::write(&users, "bob@localhost\n").unwrap();
+    let conf = format!(
+        "table users file:{}\ntable inline {{ \"x@y\" }}\n\
+         action \"box\" maildir \"{}/mail/%{{rcpt:lowercase}}\" virtual {{ \"@\" = \"nobody\" }}\n\
+         match from local rcpt-to <users> for any action \"box\"\n",
+        users.display(),
+        dir.display()
+    );
+    let config = config::parse(&conf, "smtpd.conf", &[], &mut |p| {
+        std::fs::read_to_string(p).map_err(|e| e.to_string())
+    })
+    .unwrap();
+    let config = Arc::new(config);
+    let engine = Engine::new(
+        Arc::clone(&config),
+        EngineFacts::new("mx.example.org", 7),
+        unix_now(),
+    )
+    .unwrap();
+    let (spool, _) = Spool::open(&dir.join("queue")).unwrap();
+    let committer = GroupCommitter::start(spool.clone(), 8).unwrap();
+    let pool = DeliveryPool::start(1).unwrap();
+    let log = Log::quiet();
+    let host = EngineHost::start(
+        engine,
+        spool.clone(),
+        committer.clone(),
+        pool,
+        None,
+        log.clone(),
+        "mx.example.org".to_owned(),
+    )
+    .unwrap();
+    let conn = ConnContext {
+        backend: Arc::clone(&host) as Arc<dyn SessionBackend>,
+        spool,
+        committer,
+        min_free_bytes: 0,
+        log: log.clone(),
+    };
+    let paused = Arc::new(SmtpPause::default());
+    let local = runtime_std::server::local_session_config(&config, "mx.example.org");
+    let daemon = DaemonControl::new(host, conn, local, Arc::clone(&paused), Subsystem::ALL);
+    let path = dir.join("smtpd.sock");
+    let target = EngineControl::new(Arc::new(daemon), unix_now());
+    let server = ControlServer::start(&path, Arc::new(target)).unwrap();
+    let mut client = ControlClient::connect(&path).unwrap();
+    let mut ask = |r: Request| client.request(&r).unwrap();
+
+    assert_eq!(ask(Request::Pause(Agent::Mda)), Response::Ok);
+    let to = |rcpt: &str| {
+        Request::Enqueue(Submission {
+            sender: "alice@mx.example.org".to_owned(),
+            recipients: vec![rcpt.to_owned()],
+            message: b"Subject: local\n\nhello\n".to_vec(),
+        })
+    };
+    let accepted = ask(to("bob@localhost"));
+    assert!(
+        matches!(&accepted, Response::Text(l) if l[0].starts_with("250 ")),
+        "{accepted:?}"
+    );
+    let refused = ask(to("carol@localhost"));
+    assert!(
+        matches!(&refused, Response::Error(e) if e.starts_with("recipient refused: 5")),
+        "{refused:?}"
+    );
+    std::fs::write(&users, "bob@localhost\ncarol@localhost\n").unwrap();
+    assert_eq!(ask(Request::UpdateTable("users".to_owned())), Response::Ok);
+    let now_accepted = ask(to("carol@localhost"));
+    assert!(
+        matches!(&now_accepted, Response::Text(l) if l[0].starts_with("250 ")),
+        "{now_accepted:?}"
+    );
+    let inline = ask(Request::UpdateTable("inline".to_owned()));
+    assert!(
+        matches!(&inline, Response::Error(e) if e.contains("not backed by a file")),
+        "{inline:?}"
+    );
+
+    let Response::Envelopes(rows) = ask(Request::ShowQueue) else {
+        panic!("show queue");
+    };
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let Response::Text(text) = ask(Request::ShowMessage(EnvelopeId::new(rows[0].id).unwrap()))
+    else {
+        panic!("show message");
+    };
+    assert!(text.iter().any(|l| l == "hello"), "{text:?}");
+    let Response::Stats(stats) = ask(Request::ShowStats) else {
+        panic!("stats");
+    };
+    assert!(
+        stats.contains(&("smtp.session.new".to_owned(), 3)),
+        "{stats:?}"
+    );
+
+    assert_eq!(ask(Request::LogVerbose), Response::Ok);
+    assert!(log.is_verbose());
+    assert_eq!(ask(Request::LogBrief), Response::Ok);
+    assert!(!log.is_verbose());
+    assert_eq!(ask(Request::Trace("smtp".to_owned())), Response::Ok);
+    assert!(log.traces(Subsystem::Smtp));
+    let mta = ask(Request::Trace("mta".to_owned()));
+    assert!(
+        matches!(&mta, Response::Error(e) if e.contains("mta") && !e.contains("smtp,")),
+        "{mta:?}"
+    );
+    assert_eq!(
+        ask(Request::Untrace("smtp".to_owned())),
+        Response::Ok,
+        "only newly named subsystems are refused"
+    );
+    assert!(!log.traces(Subsystem::Smtp));
+    assert_eq!(ask(Request::Trace("all".to_owned())), Response::Ok);
+    assert!(log.traces(Subsystem::Smtp));
+
+    assert_eq!(ask(Request::Pause(Agent::Smtp)), Response::Ok);
+    assert!(paused.is_paused());
+    assert_eq!(ask(Request::Resume(Agent::Smtp)), Response::Ok);
+    assert!(!paused.is_paused());
+    assert_eq!(ask(Request::ShowRoutes), Response::Text(Vec::new()));
+    assert_eq!(ask(Request::ShowHosts), Response::Text(Vec::new()));
+
+    drop(client);
+    drop(server);
+    assert!(!path.exists(), "the socket is removed");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -195,3 +195,32 @@ fn open_control(opts: &ServeOptions, daemon: DaemonControl, log: &Log) -> Option
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undecodable_envelope_is_moved_to_corrupt() {
+        let dir = std::env::temp_dir().join(format!("smtpd-prepare-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let (spool, _) = Spool::open(&dir).expect("spool");
+            let mut message = spool.create_incoming("0000000b").expect("incoming");
+            message
+                .write_chunk(b"Subject: x\r\n\r\nbody\r\n")
+                .expect("write");
+            message
+                .add_envelope("0000000b00000001", b"not an envelope record")
+                .expect("envelope");
+            message.commit().expect("commit");
+        }
+        let (_, envelopes) = open_spool(&dir, &Log::quiet()).expect("recovers");
+        assert!(envelopes.is_empty());
+        assert!(dir
+            .join("corrupt/0000000b.0000000b00000001.envelope")
+            .is_file());
+        assert!(dir.join("corrupt/0000000b.message").is_file());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
