@@ -308,15 +308,19 @@ fn numbers(line: &str) -> Vec<i64> {
 fn monitor_reads_its_counters_from_the_stats() {
     let d = MonitorDigest::from_stats(&stats(&[
         ("smtp.session", 2),
-        ("smtp.session.total", 10),
+        ("smtp.session.new", 10),
+        ("smtp.session.closed", 8),
+        ("smtp.session.inet4", 2),
         ("scheduler.envelope", 3),
-        ("scheduler.envelope.total", 40),
+        ("scheduler.envelope.enqueued", 40),
+        ("scheduler.envelope.dequeued", 37),
         ("scheduler.delivery.ok", 30),
         ("scheduler.delivery.tempfail", 5),
         ("scheduler.delivery.permfail", 4),
         ("smtp.loop", 1),
         ("scheduler.delivery.loop", 1),
         ("scheduler.delivery.expired", 2),
+        ("scheduler.envelope.expired", 2),
         ("scheduler.envelope.removed", 3),
         ("queue.bounce", 4),
         ("uptime", 99),
@@ -326,8 +330,10 @@ fn monitor_reads_its_counters_from_the_stats() {
         MonitorDigest {
             clients: 2,
             connected: 10,
+            disconnected: 8,
             envelopes: 3,
             enqueued: 40,
+            dequeued: 37,
             delivered: 30,
             tempfail: 5,
             permfail: 4,
@@ -345,16 +351,20 @@ fn monitor_lines_show_gauges_and_increments_in_opensmtpd_columns() {
     let first = MonitorDigest {
         clients: 4,
         connected: 10,
+        disconnected: 6,
         envelopes: 7,
         enqueued: 20,
+        dequeued: 13,
         delivered: 10,
         ..MonitorDigest::default()
     };
     let second = MonitorDigest {
         clients: 5,
         connected: 13,
+        disconnected: 8,
         envelopes: 6,
         enqueued: 22,
+        dequeued: 16,
         delivered: 13,
         bounces: 1,
         ..MonitorDigest::default()

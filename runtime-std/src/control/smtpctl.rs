@@ -398,30 +398,35 @@ pub fn queue_line(row: &QueueRow) -> String {
     )
 }
 
-/// The counters `monitor` shows, summed over the `show stats` keys each one is read
-/// from (a key the daemon does not report counts 0).
+/// The `show stats` keys `monitor` reads each of its counters from, summed (a key the
+/// daemon does not report counts 0).
 pub mod monitor_keys {
     /// Clients connected now (a gauge).
     pub const CLIENTS: &[&str] = &["smtp.session"];
     /// Clients that ever connected.
-    pub const CONNECTED: &[&str] = &["smtp.session.total"];
+    pub const CONNECTED: &[&str] = &["smtp.session.new"];
+    /// Clients that ever disconnected.
+    pub const DISCONNECTED: &[&str] = &["smtp.session.closed"];
     /// Envelopes in the queue now (a gauge).
     pub const ENVELOPES: &[&str] = &["scheduler.envelope"];
     /// Envelopes ever queued.
-    pub const ENQUEUED: &[&str] = &["scheduler.envelope.total"];
+    pub const ENQUEUED: &[&str] = &["scheduler.envelope.enqueued"];
+    /// Envelopes that ever left the queue.
+    pub const DEQUEUED: &[&str] = &["scheduler.envelope.dequeued"];
     /// Successful deliveries.
     pub const DELIVERED: &[&str] = &["scheduler.delivery.ok"];
     /// Temporary failures.
     pub const TEMPFAIL: &[&str] = &["scheduler.delivery.tempfail"];
     /// Permanent failures.
     pub const PERMFAIL: &[&str] = &["scheduler.delivery.permfail"];
-    /// Mail loops detected.
+    /// Mail loops: deliveries refused as looping, and messages refused at the end of
+    /// DATA for too many `Received:` headers.
     pub const LOOPS: &[&str] = &["scheduler.delivery.loop", "smtp.loop"];
     /// Envelopes that expired.
-    pub const EXPIRED: &[&str] = &["scheduler.envelope.expired", "scheduler.delivery.expired"];
+    pub const EXPIRED: &[&str] = &["scheduler.envelope.expired"];
     /// Envelopes removed by the administrator.
     pub const REMOVED: &[&str] = &["scheduler.envelope.removed"];
-    /// Bounces generated.
+    /// Bounces (and other reports) generated.
     pub const BOUNCES: &[&str] = &["queue.bounce"];
 }
 
@@ -433,10 +438,14 @@ pub struct MonitorDigest {
     pub clients: i64,
     /// Clients that ever connected.
     pub connected: i64,
+    /// Clients that ever disconnected.
+    pub disconnected: i64,
     /// Envelopes queued now.
     pub envelopes: i64,
     /// Envelopes ever queued.
     pub enqueued: i64,
+    /// Envelopes that ever left the queue.
+    pub dequeued: i64,
     /// Successful deliveries.
     pub delivered: i64,
     /// Temporary failures.
@@ -466,8 +475,10 @@ impl MonitorDigest {
         MonitorDigest {
             clients: sum(k::CLIENTS),
             connected: sum(k::CONNECTED),
+            disconnected: sum(k::DISCONNECTED),
             envelopes: sum(k::ENVELOPES),
             enqueued: sum(k::ENQUEUED),
+            dequeued: sum(k::DEQUEUED),
             delivered: sum(k::DELIVERED),
             tempfail: sum(k::TEMPFAIL),
             permfail: sum(k::PERMFAIL),
@@ -476,16 +487,6 @@ impl MonitorDigest {
             removed: sum(k::REMOVED),
             bounces: sum(k::BOUNCES),
         }
-    }
-
-    /// Clients that ever disconnected: those that connected and are gone.
-    fn disconnected(&self) -> i64 {
-        self.connected.saturating_sub(self.clients)
-    }
-
-    /// Envelopes that ever left the queue.
-    fn dequeued(&self) -> i64 {
-        self.enqueued.saturating_sub(self.envelopes)
     }
 }
 
@@ -507,10 +508,10 @@ pub fn monitor_line(current: &MonitorDigest, previous: &MonitorDigest) -> String
         "{:4} {:4} {:4}  {:4} {:4} {:4} {:4}    {:4}    {:4} {:4}   {:4}   {:4}   {:4}",
         current.clients,
         d(current.connected, previous.connected),
-        d(current.disconnected(), previous.disconnected()),
+        d(current.disconnected, previous.disconnected),
         current.envelopes,
         d(current.enqueued, previous.enqueued),
-        d(current.dequeued(), previous.dequeued()),
+        d(current.dequeued, previous.dequeued),
         d(current.delivered, previous.delivered),
         d(current.tempfail, previous.tempfail),
         d(current.permfail, previous.permfail),
