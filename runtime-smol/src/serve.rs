@@ -175,6 +175,9 @@ pub fn serve_command(options: &runtime_std::cli::Options) -> ExitCode {
     }
     let mut opts = ServeOptions::new(loaded.state_dir.clone());
     opts.verbose = options.verbose;
+    if let Some(socket) = &options.socket {
+        opts.control_socket = socket.clone();
+    }
     opts.max_connections = MAX_CONNECTIONS;
     if loaded.builtin {
         // Maildirs of every user go below one shared directory, sticky like /tmp so that
