@@ -291,10 +291,12 @@ impl Run {
                 h.advance();
             }
             Op::Control(c) => {
-                let control = match c % 4 {
+                let control = match c % 6 {
                     0 => Control::Pause(Scope::All),
                     1 => Control::Resume(Scope::All),
                     2 => Control::Schedule(Target::All),
+                    3 => Control::Hold(Target::All),
+                    4 => Control::Release(Target::All),
                     _ => Control::Remove(Target::All),
                 };
                 self.removed_by_control |= matches!(control, Control::Remove(_));
@@ -307,6 +309,7 @@ impl Run {
     fn settle(&mut self) {
         let h = &mut self.h;
         h.input(Input::Control(Control::Resume(Scope::All)));
+        h.input(Input::Control(Control::Release(Target::All)));
         for _ in 0..10_000 {
             h.answer_lookups(&KNOWN);
             self.durable.extend(h.commits.iter().map(|(m, _)| *m));

@@ -332,6 +332,46 @@ fn schedule_and_remove_feed_controls_for_known_ids_only() {
 }
 
 #[test]
+fn a_paused_envelope_is_listed_suspended_until_resumed() {
+    let mut engine = engine_with_deferred();
+    let mut state = ControlState::new(START);
+    let id = deferred_envelope().id;
+    let now = START + Duration::from_secs(100);
+    let mut feed = |engine: &mut Engine, state: &mut ControlState, request: Request| {
+        let Answer::Feed(control) = state.answer(engine, &request, now) else {
+            panic!("feeds the engine");
+        };
+        engine.handle(Input::Control(control), now);
+        while engine.poll_action().is_some() {}
+    };
+    feed(
+        &mut engine,
+        &mut state,
+        Request::PauseEnvelope(Target::Envelope(id)),
+    );
+    let line = |engine: &Engine, state: &mut ControlState| {
+        let Answer::Reply(Response::Envelopes(rows)) =
+            state.answer(engine, &Request::ShowQueue, now)
+        else {
+            panic!("show queue answers envelopes");
+        };
+        rows[0].line()
+    };
+    // OpenSMTPD's smtpctl puts `suspend` among the flags and keeps the envelope pending.
+    assert_eq!(
+        line(&engine, &mut state),
+        "1234567800000001|inet4|mda|suspend|bob@example.com|Alice@mx.example.org|\
+         alice@mx.example.org|1800000000|1800345600|1800000010|1|pending|800|mailbox busy"
+    );
+    feed(
+        &mut engine,
+        &mut state,
+        Request::ResumeEnvelope(Target::All),
+    );
+    assert!(line(&engine, &mut state).contains("|mda|-|"));
+}
+
+#[test]
 fn schedule_fed_to_the_engine_hands_the_envelope_out() {
     let mut engine = engine_with_deferred();
     let mut state = ControlState::new(START);
