@@ -337,7 +337,7 @@ fn a_paused_envelope_is_listed_suspended_until_resumed() {
     let mut state = ControlState::new(START);
     let id = deferred_envelope().id;
     let now = START + Duration::from_secs(100);
-    let mut feed = |engine: &mut Engine, state: &mut ControlState, request: Request| {
+    let feed = |engine: &mut Engine, state: &mut ControlState, request: Request| {
         let Answer::Feed(control) = state.answer(engine, &request, now) else {
             panic!("feeds the engine");
         };
