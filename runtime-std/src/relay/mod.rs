@@ -6,13 +6,16 @@
 //! router asks for MX sets (sent as DNS datagrams by [`dns`]), opens connections (one
 //! thread each, driving smtp-proto's `ClientSession`, see [`session`]) and hands them
 //! messages; each envelope's result goes to the report callback given at start, which
-//! the engine host turns into `Input::DeliveryResult`.
+//! the engine host turns into `Input::DeliveryResult`. The callback runs on a thread of
+//! its own (`relay-report`), in the order of the results: the engine's work on a result
+//! (queue files removed, the next envelope scheduled) never holds up the router, which
+//! meanwhile hands the session its next message.
 //!
 //! Name servers are those of `mta resolver` or `/etc/resolv.conf`. Exchangers on
 //! loopback addresses are refused (RFC 5321 §5.1: a loop), except when `mta resolver`
 //! or `mta mx-port` is configured: those are test setups whose sinks listen on
-//! 127.0.0.x. An explicit `relay host` may always be loopback. The `src` of a route is
-//! not bound yet (connections leave from the kernel's choice of address).
+//! 127.0.0.x. An explicit `relay host` may always be loopback. A route with a `src`
+//! binds its sockets to that address (see [`connect`]).
 
 mod body;
 mod connect;
@@ -181,7 +184,8 @@ pub struct RelayAgent {
 impl RelayAgent {
     /// Start the agent thread for the `mta` options of `config`; `hostname` is our
     /// EHLO name, `spool` where message bodies are read, `report` where each envelope's
-    /// result goes (called on the agent's thread).
+    /// result goes (called on the agent's reporting thread, one result at a time, in
+    /// order).
     ///
     /// # Errors
     /// A thread or the DNS sockets cannot be started.
@@ -206,6 +210,18 @@ impl RelayAgent {
         let transport = dns::DnsTransport::start(&tx)?;
         let helo = Host::parse(Bytes::from(hostname.to_owned()), true)
             .unwrap_or_else(|_| ClientConfig::default().helo);
+        let (reports, reported) = channel::<Report>();
+        let reporter_log = log.clone();
+        std::thread::Builder::new()
+            .name("relay-report".to_owned())
+            .spawn(move || {
+                for Report { id, outcome, line } in reported {
+                    if let Some(line) = line {
+                        reporter_log.info(&line);
+                    }
+                    report(id, outcome);
+                }
+            })?;
         let mut agent = Agent {
             router: Router::new(router_config, os_seed()),
             mx: MxResolver::new(mx_config, os_seed()),
@@ -220,7 +236,7 @@ impl RelayAgent {
             helo,
             spool,
             log,
-            report,
+            reports,
         };
         std::thread::Builder::new()
             .name("relay".to_owned())
@@ -286,7 +302,15 @@ struct Agent {
     helo: Host,
     spool: Spool,
     log: Log,
-    report: ReportFn,
+    /// To the reporting thread.
+    reports: Sender<Report>,
+}
+
+/// One envelope's result for the reporting thread, with its log line.
+struct Report {
+    id: EnvelopeId,
+    outcome: Outcome,
+    line: Option<String>,
 }
 
 impl Agent {
@@ -421,18 +445,22 @@ impl Agent {
 
     fn finish(&mut self, ids: &[EnvelopeId], outcome: &Outcome) {
         for id in ids {
-            if let Some(job) = self.jobs.remove(id) {
+            let line = self.jobs.remove(id).map(|job| {
                 let (status, detail) = match outcome {
-                    Outcome::Delivered => ("Ok", "Sent".to_owned()),
-                    Outcome::TempFail(f) => ("TempFail", f.text.clone()),
-                    Outcome::PermFail(f) => ("PermFail", f.text.clone()),
+                    Outcome::Delivered => ("Ok", "Sent"),
+                    Outcome::TempFail(f) => ("TempFail", f.text.as_str()),
+                    Outcome::PermFail(f) => ("PermFail", f.text.as_str()),
                 };
-                self.log.info(&format!(
+                format!(
                     "smtp-out: delivery: {status} for {id}: from=<{}>, to=<{}>, route={}, stat={detail}",
                     job.sender, job.recipient, job.route
-                ));
-            }
-            (self.report)(*id, outcome.clone());
+                )
+            });
+            let _ = self.reports.send(Report {
+                id: *id,
+                outcome: outcome.clone(),
+                line,
+            });
         }
     }
 

@@ -28,6 +28,9 @@ use crate::tls::TlsStream;
 /// How long the TCP connect and a TLS handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Bytes of session output gathered before they are written without waiting for more.
+const WRITE_BATCH: usize = 64 * 1024;
+
 /// One message (all its envelopes on the route) to send over a connection.
 #[derive(Clone, Debug)]
 pub(crate) struct Delivery {
@@ -170,16 +173,20 @@ fn drive(
     // The body of the message being sent, and whether the session asked for it.
     let mut body: Option<SpooledBody> = None;
     let mut body_wanted = false;
+    // What the session said since the last write: pipelined commands, the body and its
+    // final dot leave together in one write (TCP_NODELAY sends each write at once).
+    let mut out: Vec<u8> = Vec::new();
     loop {
         while let Some(action) = session.poll_action() {
             match action {
                 Action::Send(bytes) => {
-                    if let Err(e) = link.write_all(&bytes) {
-                        error.get_or_insert(format!("write: {e}"));
-                        session.handle(Input::PeerClosed, Instant::now());
+                    out.extend_from_slice(&bytes);
+                    if out.len() >= WRITE_BATCH {
+                        flush(&mut link, &mut out, &mut session, &mut error);
                     }
                 }
                 Action::StartTls => {
+                    flush(&mut link, &mut out, &mut session, &mut error);
                     let upgraded =
                         match (std::mem::replace(&mut link, Link::Gone), &spec.tls_config) {
                             (Link::Plain(stream), Some(config)) => TlsStream::connect(
@@ -230,6 +237,7 @@ fn drive(
             }
         }
         if session.is_closed() {
+            flush(&mut link, &mut out, &mut session, &mut error);
             return error;
         }
         if body_wanted {
@@ -255,6 +263,10 @@ fn drive(
             continue;
         }
         if ready && session.is_idle() {
+            flush(&mut link, &mut out, &mut session, &mut error);
+            if session.is_closed() {
+                continue;
+            }
             ready = false;
             match commands.recv() {
                 Ok(Command::Send(delivery)) => {
@@ -276,6 +288,10 @@ fn drive(
                 }
                 Ok(Command::Quit) | Err(_) => session.handle(Input::Quit, Instant::now()),
             }
+            continue;
+        }
+        flush(&mut link, &mut out, &mut session, &mut error);
+        if session.is_closed() {
             continue;
         }
         let now = Instant::now();
@@ -310,6 +326,23 @@ fn drive(
             }
         }
     }
+}
+
+/// Writes what the session said; a failed write ends the session (`PeerClosed`).
+fn flush(
+    link: &mut Link,
+    out: &mut Vec<u8>,
+    session: &mut ClientSession,
+    error: &mut Option<String>,
+) {
+    if out.is_empty() {
+        return;
+    }
+    if let Err(e) = link.write_all(out) {
+        error.get_or_insert(format!("write: {e}"));
+        session.handle(Input::PeerClosed, Instant::now());
+    }
+    out.clear();
 }
 
 /// The outbound message of `delivery` and its body opened in the spool (streamed with
