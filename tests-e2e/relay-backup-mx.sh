@@ -36,7 +36,7 @@ mta mx-port $MXPORT
 action "mx" relay
 match from any for any action "mx"
 EOF
-start_server "$TEST_DIR/smtpd.conf"
+start_server_with "$TEST_DIR/smtpd.conf" -s "$TEST_DIR/smtpd.sock"
 
 sink() { echo "$TEST_DIR/sink-$1-$MXPORT"; }
 

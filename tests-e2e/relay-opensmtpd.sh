@@ -47,7 +47,7 @@ listen on 127.0.0.1 port $PORT
 action "opensmtpd" relay host smtp://127.0.0.1:$OSPORT
 match from any for domain "os.test" action "opensmtpd"
 EOF
-start_server "$TEST_DIR/smtpd.conf"
+start_server_with "$TEST_DIR/smtpd.conf" -s "$TEST_DIR/smtpd.sock"
 
 os_fail() {
     echo "--- OpenSMTPD log (tail)" >&2

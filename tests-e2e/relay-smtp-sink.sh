@@ -29,7 +29,7 @@ listen on 127.0.0.1 port $PORT
 action "sink" relay host smtp://127.0.0.1:$SINKPORT
 match from any for domain "sink.test" action "sink"
 EOF
-start_server "$TEST_DIR/smtpd.conf"
+start_server_with "$TEST_DIR/smtpd.conf" -s "$TEST_DIR/smtpd.sock"
 
 # The last "mesg=N" of smtp-sink's running counter (it rewrites its line with CR).
 sink_mesg() {

@@ -137,7 +137,8 @@ postfix_run() {
 }
 
 # start_server_with CONFIG ARGS...: as server.bash's start_server, with more arguments
-# for the daemon (such as `-s SOCKET`).
+# for the daemon. The relay tests pass `-s $TEST_DIR/smtpd.sock`: a daemon run as root
+# would otherwise take /var/run/smtpd.sock, shared with any other daemon on the machine.
 start_server_with() {
     local config=$1
     shift
