@@ -337,7 +337,7 @@ fn a_daemon_behind_the_socket() {
         unix_now(),
     )
     .unwrap();
-    let (spool, _) = Spool::open(&dir.join("queue")).unwrap();
+    let (spool, _) = Spool::open(dir.join("queue")).unwrap();
     let committer = GroupCommitter::start(spool.clone(), 8).unwrap();
     let pool = DeliveryPool::start(1).unwrap();
     let log = Log::quiet();

@@ -67,6 +67,7 @@ impl SessionBackend for Yes {
 struct Server {
     addr: SocketAddr,
     dir: PathBuf,
+    spool: Spool,
     backend: Arc<Yes>,
     paused: Arc<SmtpPause>,
     stop: super::signals::StopTrigger,
@@ -81,7 +82,7 @@ fn start(tag: &str, max_connections: usize, min_free_bytes: u64) -> Server {
     let backend = Arc::new(Yes::default());
     let ctx = ConnContext {
         backend: Arc::clone(&backend) as Arc<dyn SessionBackend>,
-        spool,
+        spool: spool.clone(),
         committer,
         min_free_bytes,
         log: Log::quiet(),
@@ -113,11 +114,23 @@ fn start(tag: &str, max_connections: usize, min_free_bytes: u64) -> Server {
     Server {
         addr,
         dir,
+        spool,
         backend,
         paused,
         stop,
         thread,
     }
+}
+
+/// The committed body of `msgid`.
+fn queued(spool: &Spool, msgid: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    spool
+        .read_message(msgid)
+        .and_then(|mut f| f.read_to_end(&mut body))
+        .expect("queued");
+    body
 }
 
 struct Client {
@@ -172,7 +185,7 @@ fn the_limit_a_commit_and_the_stop() {
     assert!(first.reply().starts_with("250"));
     let committed = server.backend.committed.lock().expect("lock").clone();
     assert_eq!(committed, vec![("0000000a".to_owned(), Ok(()))]);
-    let stored = std::fs::read(server.dir.join("queue/0000000a/message")).expect("queued");
+    let stored = queued(&server.spool, "0000000a");
     assert_eq!(stored, b"Received: test\r\nSubject: x\r\n\r\n.dot\r\n");
 
     server.stop.trigger();
@@ -261,7 +274,7 @@ fn a_local_submission_is_an_ordinary_session_over_a_socket_pair() {
     log.set_traces(super::trace::Subsystem::ALL);
     let ctx = ConnContext {
         backend: Arc::clone(&backend) as Arc<dyn SessionBackend>,
-        spool,
+        spool: spool.clone(),
         committer,
         min_free_bytes: 0,
         log,
@@ -299,7 +312,7 @@ fn a_local_submission_is_an_ordinary_session_over_a_socket_pair() {
     );
     server.join().expect("session ends after QUIT");
     assert!(*opened.lock().expect("lock"), "opened as a local session");
-    let stored = std::fs::read(dir.join("queue/0000000a/message")).expect("queued");
+    let stored = queued(&spool, "0000000a");
     assert_eq!(
         stored,
         b"Received: test\r\nSubject: hi\r\n\r\n.leading dot\r\n"
