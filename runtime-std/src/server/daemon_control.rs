@@ -181,14 +181,15 @@ impl DaemonControl {
         let ctx = self.conn.clone();
         let config = Arc::clone(&self.local_session);
         let host = Arc::clone(&self.host);
-        let server = std::thread::Builder::new()
+        // The session ends on its own after QUIT or the shutdown below; it is not joined,
+        // so a session still waiting for the engine never holds the control client.
+        std::thread::Builder::new()
             .name("enqueue".to_owned())
             .spawn(move || {
                 conn::serve_local(theirs, config, ctx, mailbox, |m| host.open_local(m));
             })?;
         let response = submit_over_smtp(&mut ours, submission, "localhost");
         let _ = ours.shutdown(Shutdown::Both);
-        let _ = server.join();
         Ok(response)
     }
 
