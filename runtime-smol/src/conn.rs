@@ -7,10 +7,12 @@
 //! eventfd, the socket (only while the session has room for input, which is the
 //! backpressure), the session's deadline. An idle connection holds no read buffer: bytes
 //! are read into a buffer of the executor thread and handed to the session at once.
-//! What may block runs on smol's blocking pool: questions to the engine (they may run
-//! lookups: accounts, `.forward` files), the commit report, spool writes. Commits go to the
-//! group committer with a completion that wakes the task. Opening and closing a session,
-//! TLS news and an aborted body only take the engine's lock briefly and are called here.
+//! What may block runs on smol's blocking pool: recipients (the engine may look accounts
+//! and `.forward` files up), creating the spool file, body writes that do not fit in its
+//! buffer, and the fsyncs of a commit, after which the group committer renames and
+//! completes through a channel that wakes the task. The other questions, the commit
+//! report, opening and closing a session, TLS news and an aborted body only take the
+//! engine's lock briefly (their effects go to other threads) and are called here.
 //!
 //! TLS (RFC 3207) goes through [`Link`]: on STARTTLS the `220` is written, then the
 //! handshake runs on the bare socket (plaintext pipelined behind STARTTLS was already
@@ -157,7 +159,7 @@ impl Conn {
             if self.release_held() {
                 continue;
             }
-            let notes = self.mailbox.take();
+            let notes = self.mailbox.take_quietly();
             if !notes.is_empty() {
                 for note in notes {
                     Box::pin(self.handle_note(note)).await;
@@ -233,11 +235,28 @@ impl Conn {
         let received = self.counter.count();
         let backend = Arc::clone(&self.ctx.backend);
         let id = self.id;
-        unblock(move || backend.question(id, req, question, received)).await;
+        if matches!(question, Question::RcptTo { .. }) {
+            // A recipient may need account lookups and `.forward` reads: off the executor.
+            unblock(move || backend.question(id, req, question, received)).await;
+        } else {
+            // The other questions only take the engine's lock briefly (their effects are
+            // queued to other threads), so a thread hop would cost more than the call.
+            backend.question(id, req, question, received);
+        }
     }
 
     async fn body(&mut self, chunk: bytes::Bytes) {
         self.counter.feed(&chunk);
+        if let Receiving::Open(message) = &mut self.receiving {
+            if message.fits_in_buffer(chunk.len()) {
+                // Only a copy into the spool file's buffer: no system call, no thread hop.
+                if let Err(e) = message.write_chunk(&chunk) {
+                    let msgid = message.msgid().to_owned();
+                    self.fail(msgid, format!("spool write: {e}")).await;
+                }
+                return;
+            }
+        }
         if let Receiving::Open(mut message) =
             std::mem::replace(&mut self.receiving, Receiving::None)
         {
@@ -309,9 +328,8 @@ impl Conn {
                         .log
                         .warn(&format!("smtp-in: message {msgid} not committed: {reason}"));
                 }
-                let backend = Arc::clone(&self.ctx.backend);
-                let id = self.id;
-                unblock(move || backend.committed(id, &msgid, result)).await;
+                // The engine answers at once; deliveries go to their own threads.
+                self.ctx.backend.committed(self.id, &msgid, result);
             }
             Note::Abort { msgid } => {
                 let matches = match &self.receiving {
@@ -335,23 +353,27 @@ impl Conn {
     ) -> Result<(), String> {
         match std::mem::replace(&mut self.receiving, Receiving::None) {
             Receiving::Open(mut message) if message.msgid() == msgid => {
-                let staged = unblock(move || {
+                let (tx, rx) = async_channel::bounded(1);
+                let committer = self.ctx.committer.clone();
+                // One hop to the blocking pool: the envelope file is written and both files
+                // fsynced there (concurrently with other sessions' commits, so they share the
+                // journal's commits); the committer then renames and shares `queue/`'s fsync.
+                unblock(move || {
                     for (evpid, record) in &envelopes {
                         if let Err(e) = message.add_envelope(evpid, record) {
                             let _ = message.abort();
-                            return Err(format!("envelope {evpid}: {e}"));
+                            let _ = tx.try_send(Err(e));
+                            return;
                         }
                     }
-                    Ok(message)
+                    committer.sync_then_submit(
+                        message,
+                        Box::new(move |result| {
+                            let _ = tx.try_send(result);
+                        }),
+                    );
                 })
-                .await?;
-                let (tx, rx) = async_channel::bounded(1);
-                self.ctx.committer.submit(
-                    staged,
-                    Box::new(move |result| {
-                        let _ = tx.try_send(result);
-                    }),
-                );
+                .await;
                 match rx.recv().await {
                     Ok(result) => result.map_err(|e| format!("commit: {e}")),
                     Err(_) => Err("commit: the spool committer stopped".to_owned()),
@@ -455,6 +477,12 @@ impl Conn {
         if self.link.pending_input(capacity, &mut self.session) {
             return;
         }
+        // While the task runs it looks at its mailbox anyway: the engine writes the
+        // eventfd only while the task waits (notes pushed meanwhile are taken now).
+        if self.mailbox.arm() {
+            self.mailbox.disarm();
+            return;
+        }
         let deadline = match (self.session.poll_timeout(), self.held.as_ref()) {
             (Some(a), Some((b, _, _))) => Some(a.min(*b)),
             (a, b) => a.or(b.map(|(due, _, _)| *due)),
@@ -481,8 +509,9 @@ impl Conn {
             Wake::Deadline
         };
         let woke = future::or(mailbox, future::or(socket, timer)).await;
+        self.mailbox.disarm();
         match woke {
-            Wake::Mailbox => {}
+            Wake::Mailbox => self.mailbox.reset(),
             Wake::Socket => self.link.read_into(capacity, &mut self.session),
             Wake::Deadline => {
                 // Re-read the clock: the session decides whether its deadline passed (a

@@ -38,6 +38,18 @@ impl Drop for TempDir {
     }
 }
 
+/// The names in the spool's `queue/` directory, sorted, without the spare files
+/// (`f.<n>`, spent envelope files kept for reuse).
+fn queue_files(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("queue"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| !name.starts_with("f."))
+        .collect();
+    names.sort();
+    names
+}
+
 fn read_all(spool: &Spool, msgid: &str) -> Vec<u8> {
     let mut body = Vec::new();
     spool
@@ -105,12 +117,12 @@ fn uncommitted_incoming_message_is_discarded_at_open() {
     incoming.write_chunk(b" more").unwrap();
     // Simulate a crash: the process dies without commit or drop.
     std::mem::forget(incoming);
-    assert!(root.join("incoming/half/message").exists());
+    assert!(root.join("queue/m.half").exists());
     drop(spool);
     let (spool, recovered) = Spool::open(&root).unwrap();
     assert!(recovered.messages.is_empty());
     assert_eq!(recovered.discarded_incoming, vec!["half".to_string()]);
-    assert!(!root.join("incoming/half").exists());
+    assert!(!root.join("queue/m.half").exists());
     assert_eq!(
         spool.read_message("half").unwrap_err().kind(),
         io::ErrorKind::NotFound
@@ -123,12 +135,7 @@ fn aborted_and_dropped_messages_leave_nothing() {
     let (spool, _) = Spool::open(dir.path()).unwrap();
     write_message(&spool, "a", b"x", &["e"]).abort().unwrap();
     drop(write_message(&spool, "b", b"y", &["e"]));
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("incoming"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(queue_files(dir.path()), Vec::<String>::new());
     let (_, recovered) = Spool::open(dir.path()).unwrap();
     assert!(recovered.messages.is_empty());
 }
@@ -216,9 +223,7 @@ fn duplicate_msgid_commit_fails_and_keeps_the_first() {
     write_message(&spool, "same", b"first", &["e"])
         .commit()
         .unwrap();
-    let err = write_message(&spool, "same", b"second", &["e"])
-        .commit()
-        .unwrap_err();
+    let err = spool.create_incoming("same").unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
     assert_eq!(read_all(&spool, "same"), b"first");
 }
@@ -257,19 +262,20 @@ fn crash_leftovers_are_cleaned_at_open() {
     let dir = TempDir::new("leftovers");
     let root = dir.path().join("spool");
     let (spool, _) = Spool::open(&root).unwrap();
-    write_message(&spool, "keep", b"body", &["e1"])
-        .commit()
-        .unwrap();
-    write_message(&spool, "empty", b"body", &["e1"])
-        .commit()
-        .unwrap();
-    write_message(&spool, "broken", b"body", &["e1"])
-        .commit()
-        .unwrap();
-    std::fs::write(root.join("queue/keep/envelopes/.e1.tmp"), b"half an update").unwrap();
-    std::fs::remove_file(root.join("queue/empty/envelopes/e1")).unwrap();
-    std::fs::remove_file(root.join("queue/broken/message")).unwrap();
-    std::fs::create_dir_all(root.join("purge/gone/envelopes")).unwrap();
+    for msgid in ["keep", "empty", "broken", "garbled"] {
+        write_message(&spool, msgid, b"body", &["e1"])
+            .commit()
+            .unwrap();
+    }
+    std::fs::write(root.join("queue/t.keep"), b"half an update").unwrap();
+    std::fs::write(root.join("queue/e.empty"), b"smtpd-envelopes 2\n").unwrap();
+    std::fs::remove_file(root.join("queue/m.broken")).unwrap();
+    std::fs::write(
+        root.join("queue/e.garbled"),
+        b"smtpd-envelopes 2\ne1 99\nab",
+    )
+    .unwrap();
+    drop(spool);
     let (_, recovered) = Spool::open(&root).unwrap();
     let ids: Vec<_> = recovered
         .messages
@@ -281,11 +287,62 @@ fn crash_leftovers_are_cleaned_at_open() {
         recovered.messages[0].envelopes,
         vec![("e1".into(), b"record of e1".to_vec())]
     );
-    assert_eq!(recovered.corrupt, ["broken"]);
-    assert!(root.join("corrupt/broken").is_dir());
-    assert!(!root.join("queue/empty").exists());
-    assert!(!root.join("queue/keep/envelopes/.e1.tmp").exists());
-    assert!(!root.join("purge/gone").exists());
+    assert_eq!(recovered.corrupt, ["broken", "garbled"]);
+    assert!(root.join("corrupt/broken.envelopes").is_file());
+    assert_eq!(
+        std::fs::read(root.join("corrupt/garbled.message")).unwrap(),
+        b"body"
+    );
+    assert_eq!(queue_files(&root), ["e.keep", "m.keep"]);
+}
+
+/// A spool written by the release before the flat layout (a directory per message) is
+/// converted at open: nothing queued there is lost, its leftovers are cleaned.
+#[test]
+fn a_spool_of_the_previous_layout_is_converted() {
+    let dir = TempDir::new("v1");
+    let root = dir.path().join("spool");
+    let old = |path: &str, bytes: &[u8]| {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    };
+    old("queue/m1/message", b"first body");
+    old("queue/m1/envelopes/e2", b"record 2");
+    old("queue/m1/envelopes/e1", b"record 1");
+    old("queue/m1/envelopes/.e1.tmp", b"half an update");
+    old("queue/nobody/message", b"no envelope left");
+    std::fs::create_dir_all(root.join("queue/nobody/envelopes")).unwrap();
+    old("queue/lost/envelopes/e1", b"record without body");
+    old("incoming/half/message", b"never committed");
+    old("purge/gone/message", b"being removed");
+    let (spool, recovered) = Spool::open(&root).unwrap();
+    assert_eq!(
+        recovered.messages,
+        vec![QueuedMessage {
+            msgid: "m1".into(),
+            envelopes: vec![
+                ("e1".into(), b"record 1".to_vec()),
+                ("e2".into(), b"record 2".to_vec()),
+            ],
+        }]
+    );
+    assert_eq!(recovered.discarded_incoming, ["half"]);
+    assert_eq!(recovered.corrupt, ["lost"]);
+    assert_eq!(read_all(&spool, "m1"), b"first body");
+    assert_eq!(queue_files(&root), ["e.m1", "m.m1"]);
+    assert!(!root.join("incoming").exists() && !root.join("purge").exists());
+    assert_eq!(
+        std::fs::read_to_string(root.join("version")).unwrap(),
+        "2\n"
+    );
+    assert_eq!(spool.remove_envelope("m1", "e1").unwrap(), 1);
+    drop(spool);
+    let (_, recovered) = Spool::open(&root).unwrap();
+    assert_eq!(
+        recovered.messages[0].envelopes,
+        vec![("e2".into(), b"record 2".to_vec())]
+    );
 }
 
 #[test]
@@ -334,12 +391,7 @@ fn fault_hook_fails_commits_without_leaving_anything() {
         .unwrap_err();
     assert_eq!(err.to_string(), "injected fault");
     assert_eq!(committer.stats().failures, 1);
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("incoming"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(queue_files(dir.path()), Vec::<String>::new());
     hook.0.store(false, Ordering::Relaxed);
     committer
         .commit(write_message(&spool, "m", b"x", &["e"]))

@@ -16,6 +16,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -86,8 +87,11 @@ struct Core {
 /// [`EngineHost::start`]; it implements [`SessionBackend`] for the connection threads.
 pub struct EngineHost {
     core: Mutex<Core>,
-    /// Wakes the timer thread when the engine's deadline may have moved.
+    /// Wakes the timer thread when the engine's deadline moved before the one it waits for.
     timer_wake: Condvar,
+    /// The engine time (ms) the timer thread waits for; 0: it wants no wake-up. Written
+    /// and compared under the engine lock, so a change is never missed.
+    timer_armed: AtomicU64,
     spool: Spool,
     committer: GroupCommitter,
     pool: DeliveryPool,
@@ -131,6 +135,7 @@ impl EngineHost {
                 mailboxes: HashMap::new(),
             }),
             timer_wake: Condvar::new(),
+            timer_armed: AtomicU64::new(u64::MAX),
             spool,
             committer,
             pool,
@@ -161,6 +166,7 @@ impl EngineHost {
         while let Some(input) = pending.pop_front() {
             let mut effects = Vec::new();
             let mut lines = Vec::new();
+            let wake_timer;
             {
                 let Ok(mut core) = self.core.lock() else {
                     return;
@@ -169,8 +175,16 @@ impl EngineHost {
                 while let Some(action) = core.engine.poll_action() {
                     route(&mut core, action, &mut effects, &mut lines);
                 }
+                // Most inputs leave the deadline where it was: wake the timer thread only
+                // when it must act sooner than it planned to.
+                wake_timer = core
+                    .engine
+                    .poll_timeout()
+                    .is_some_and(|at| at.as_millis() < self.timer_armed.load(Ordering::Relaxed));
             }
-            self.timer_wake.notify_one();
+            if wake_timer {
+                self.timer_wake.notify_one();
+            }
             for line in lines {
                 self.log.info(&line);
             }
@@ -281,9 +295,24 @@ impl EngineHost {
             };
             let outcome = to_outcome(outcome);
             if let Some(host) = myself.upgrade() {
+                host.delivered(id, &outcome);
                 host.feed(Input::DeliveryResult { id, outcome });
             }
         });
+    }
+
+    /// A delivery finished: when it succeeded, take its envelope out of the spool at once
+    /// on this thread, before the engine hears of it and before the spool work queued
+    /// ahead, so that a crash from now on does not deliver it again. (The engine's own
+    /// removal then finds it gone; an update still queued for it never brings it back.)
+    fn delivered(&self, id: EnvelopeId, outcome: &Outcome) {
+        if matches!(outcome, Outcome::Delivered) {
+            let msgid = id.message_id().to_string();
+            if let Err(e) = self.spool.remove_envelope(&msgid, &id.to_string()) {
+                self.log
+                    .debug(&format!("queue: early removal of envelope {id}: {e}"));
+            }
+        }
     }
 
     /// Check an AUTH password on a thread of its own: a crypt(3) hash costs milliseconds
@@ -323,6 +352,7 @@ impl EngineHost {
             let myself = self.myself.clone();
             let report: ReportFn = Arc::new(move |id, outcome| {
                 if let Some(host) = myself.upgrade() {
+                    host.delivered(id, &outcome);
                     host.feed(Input::DeliveryResult { id, outcome });
                 }
             });
@@ -382,17 +412,10 @@ impl EngineHost {
             SpoolWork::Remove(id) => {
                 let msgid = id.message_id().to_string();
                 let evpid = id.to_string();
-                match self.spool.remove_envelope(&msgid, &evpid) {
-                    Ok(0) => {
-                        if let Err(e) = self.spool.remove_message(&msgid) {
-                            self.log
-                                .warn(&format!("queue: cannot remove message {msgid}: {e}"));
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => self
-                        .log
-                        .warn(&format!("queue: cannot remove envelope {evpid}: {e}")),
+                // With its last envelope the message goes too.
+                if let Err(e) = self.spool.remove_envelope(&msgid, &evpid) {
+                    self.log
+                        .warn(&format!("queue: cannot remove envelope {evpid}: {e}"));
                 }
                 None
             }
@@ -639,7 +662,7 @@ fn perm_fail(text: &str) -> Outcome {
 /// mode can make lookups fail temporarily).
 pub fn lookup(question: &expand::Question) -> expand::Answer {
     match question {
-        expand::Question::User { name } => expand::Answer::User(match lookup_user(name) {
+        expand::Question::User { name } => expand::Answer::User(match cached_user(name) {
             delivery::user::UserLookup::Found(account) => UserLookup::Found {
                 uid: account.uid,
                 gid: account.gid,
@@ -656,6 +679,38 @@ pub fn lookup(question: &expand::Question) -> expand::Answer {
             expand::Answer::File(read_file(Path::new(path), None))
         }
     }
+}
+
+/// How long an account looked up stays in [`cached_user`]'s memory.
+const USER_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most accounts kept in [`cached_user`]'s memory (it is emptied when full).
+const USER_CACHE_MAX: usize = 1024;
+
+/// [`lookup_user`] with a few seconds of memory: every recipient of a burst asks for the
+/// same few accounts, and each uncached lookup reads the passwd database again. Temporary
+/// failures are not kept.
+fn cached_user(name: &str) -> delivery::user::UserLookup {
+    type Cache = Mutex<HashMap<String, (std::time::Instant, delivery::user::UserLookup)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let now = std::time::Instant::now();
+    if let Ok(cache) = cache.lock() {
+        if let Some((at, found)) = cache.get(name) {
+            if now.saturating_duration_since(*at) < USER_CACHE_TTL {
+                return found.clone();
+            }
+        }
+    }
+    let found = lookup_user(name);
+    if !matches!(found, delivery::user::UserLookup::TempFail(_)) {
+        if let Ok(mut cache) = cache.lock() {
+            if cache.len() >= USER_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(name.to_owned(), (now, found.clone()));
+        }
+    }
+    found
 }
 
 /// Read a small text file; with `owner`, a file not owned by that user or writable by
@@ -700,27 +755,38 @@ fn timer_thread(host: &Weak<EngineHost>) {
             let Ok(core) = host.core.lock() else {
                 return;
             };
-            let wait = match core.engine.poll_timeout() {
-                Some(deadline) => deadline.saturating_duration_since(unix_now()),
+            let now = unix_now();
+            let deadline = core.engine.poll_timeout();
+            let wait = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(now),
                 None => Duration::from_secs(1),
             };
             if wait.is_zero() {
                 true
             } else {
                 let wait = wait.min(Duration::from_secs(1));
+                let armed = now
+                    .as_millis()
+                    .saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+                host.timer_armed.store(armed, Ordering::Relaxed);
                 let _ = host.timer_wake.wait_timeout(core, wait);
                 false
             }
         };
         if due {
             host.feed(Input::Tick);
-            let still_due = host
-                .core
-                .lock()
-                .ok()
-                .and_then(|core| core.engine.poll_timeout())
-                .is_some_and(|deadline| deadline <= unix_now());
-            if still_due {
+            let stuck = host.core.lock().ok().is_some_and(|core| {
+                let stuck = core
+                    .engine
+                    .poll_timeout()
+                    .is_some_and(|deadline| deadline <= unix_now());
+                if stuck {
+                    // Asking for no wake-up while the deadline stays in the past.
+                    host.timer_armed.store(0, Ordering::Relaxed);
+                }
+                stuck
+            });
+            if stuck {
                 // The engine has nothing it can start now (limits); do not spin.
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::unix::io::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use smtp_proto::server::{Answer, ReqId};
@@ -42,10 +43,17 @@ pub enum Note {
 }
 
 /// The notes waiting for one connection thread, with its wake-up descriptor.
+///
+/// By default every note writes the descriptor. A reader that drains the notes while it
+/// runs anyway may [`Mailbox::disarm`] the wake-up when it wakes and
+/// [`Mailbox::arm`] it before it waits again: the notes left meanwhile then cost no
+/// system call on either side.
 #[derive(Debug)]
 pub struct Mailbox {
     notes: Mutex<VecDeque<Note>>,
     event_fd: RawFd,
+    /// Whether a push must write the descriptor (the reader is, or may be, waiting).
+    armed: AtomicBool,
 }
 
 impl Mailbox {
@@ -63,13 +71,17 @@ impl Mailbox {
         Ok(Mailbox {
             notes: Mutex::new(VecDeque::new()),
             event_fd: fd,
+            armed: AtomicBool::new(true),
         })
     }
 
-    /// Leave a note and wake the connection thread.
+    /// Leave a note and wake the connection thread (unless it disarmed the wake-up).
     pub fn push(&self, note: Note) {
         if let Ok(mut notes) = self.notes.lock() {
             notes.push_back(note);
+        }
+        if !self.armed.load(Ordering::SeqCst) {
+            return;
         }
         let one: u64 = 1;
         // SAFETY: writing 8 bytes we own to our own eventfd.
@@ -88,6 +100,38 @@ impl Mailbox {
         match self.notes.lock() {
             Ok(mut notes) => std::mem::take(&mut *notes),
             Err(_) => VecDeque::new(),
+        }
+    }
+
+    /// Take every waiting note without touching the descriptor (for a reader that
+    /// disarmed it, or resets it itself).
+    pub fn take_quietly(&self) -> VecDeque<Note> {
+        match self.notes.lock() {
+            Ok(mut notes) => std::mem::take(&mut *notes),
+            Err(_) => VecDeque::new(),
+        }
+    }
+
+    /// The reader is running and will look at the notes before it waits: pushes need not
+    /// write the descriptor.
+    pub fn disarm(&self) {
+        self.armed.store(false, Ordering::SeqCst);
+    }
+
+    /// The reader is about to wait: pushes write the descriptor again. Returns true when
+    /// notes are already waiting, so the reader must not wait.
+    pub fn arm(&self) -> bool {
+        self.armed.store(true, Ordering::SeqCst);
+        // A push that saw the mailbox disarmed queued its note before this check.
+        self.notes.lock().map(|n| !n.is_empty()).unwrap_or(false)
+    }
+
+    /// Reset the descriptor after it woke the reader.
+    pub fn reset(&self) {
+        let mut counter: u64 = 0;
+        // SAFETY: reading 8 bytes into a u64 we own from our own eventfd (non-blocking).
+        unsafe {
+            libc::read(self.event_fd, (&mut counter as *mut u64).cast(), 8);
         }
     }
 
@@ -134,5 +178,20 @@ mod tests {
         ));
         assert!(!readable(mailbox.fd()), "taking resets the wake-up");
         assert!(mailbox.take().is_empty());
+    }
+
+    #[test]
+    fn a_disarmed_mailbox_keeps_notes_without_waking() {
+        let mailbox = Mailbox::new().expect("eventfd");
+        mailbox.disarm();
+        mailbox.push(Note::Shutdown);
+        assert!(!readable(mailbox.fd()), "no wake-up while disarmed");
+        assert!(mailbox.arm(), "arming reports the waiting note");
+        assert_eq!(mailbox.take_quietly().len(), 1);
+        assert!(!mailbox.arm());
+        mailbox.push(Note::Shutdown);
+        assert!(readable(mailbox.fd()), "armed again: a push wakes");
+        mailbox.reset();
+        assert!(!readable(mailbox.fd()));
     }
 }

@@ -1,15 +1,18 @@
 //! Group commit: one thread makes many sessions' messages durable in batches, sharing the
-//! fsync of `queue/` between every message of a batch.
+//! journal commits of their fsyncs and the fsync of `queue/` between every message of a
+//! batch.
 //!
 //! A batch is every request waiting when the thread gets to it (up to `max_batch`). For
-//! each batch: the messages' files and directories are fsynced (by the sender's thread for
-//! [`GroupCommitter::commit`], else on up to 16 threads at once, so the fsyncs share the
-//! file system's journal commits), each is renamed into `queue/`, `queue/` is fsynced once,
-//! and then every completion is called. If that last fsync fails, the batch's messages are
-//! taken back out of the queue and every sender gets the error.
+//! each batch: the writeback of every message's files is started at once (so their blocks
+//! land in one journal transaction), then they are fsynced (by the sender's thread for
+//! [`GroupCommitter::commit`]; here otherwise, where every fsync after the first finds its
+//! transaction committed already), each envelope file is renamed to its final name (the
+//! commit), `queue/` is fsynced once, and then every completion is called. If that last
+//! fsync fails, the batch's messages are taken back out of the queue and every sender
+//! gets the error.
 
 use super::incoming::PreparedCommit;
-use super::{sync_dir, IncomingMessage, Spool};
+use super::{IncomingMessage, Spool};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -99,6 +102,18 @@ impl GroupCommitter {
         }
     }
 
+    /// Fsync `message`'s files on the calling thread (a blocking one: concurrent callers'
+    /// fsyncs share the journal's commits), then queue it for the next batch's rename and
+    /// shared fsync of `queue/` without waiting; `done` is called once it is durable or
+    /// failed. An async runtime calls this from its blocking pool.
+    pub fn sync_then_submit(&self, message: IncomingMessage, done: CommitCompletion) {
+        let prepared = message.prepare().and_then(|mut prepared| {
+            prepared.start_writeback();
+            prepared.sync_contents().map(|()| prepared)
+        });
+        self.send(Staged::Synced(prepared), done);
+    }
+
     /// Commit `message` and wait until it is durable (or failed). The message's own
     /// files are fsynced on the calling thread, so that concurrent callers' fsyncs overlap
     /// in the kernel; the committer thread then renames and shares the `queue/` fsync.
@@ -145,41 +160,6 @@ fn run(spool: Spool, inbox: Receiver<Request>, max_batch: usize, counters: Arc<C
 /// whom to tell.
 type StagedCommit = (Option<PreparedCommit>, io::Result<()>, CommitCompletion);
 
-/// Most threads that fsync the messages of one batch at the same time.
-const SYNC_THREADS: usize = 16;
-
-/// Fsync the contents of the messages not synced by their senders, on several threads at
-/// once: concurrent fsyncs share the file system's journal commits, where one thread
-/// would wait for one commit per message.
-fn sync_in_parallel(staged: &mut [StagedCommit]) {
-    let pending: Vec<(&mut PreparedCommit, &mut io::Result<()>)> = staged
-        .iter_mut()
-        .filter_map(|(prepared, result, _)| {
-            prepared
-                .as_mut()
-                .filter(|p| !p.is_synced())
-                .map(|p| (p, result))
-        })
-        .collect();
-    let threads = pending.len().min(SYNC_THREADS);
-    let work = std::sync::Mutex::new(pending.into_iter());
-    let worker = || loop {
-        // A poisoned queue cannot happen (syncing does not panic); stop if it does.
-        let next = work.lock().ok().and_then(|mut work| work.next());
-        let Some((prepared, result)) = next else {
-            break;
-        };
-        *result = prepared.sync_contents();
-    };
-    thread::scope(|scope| {
-        for _ in 1..threads {
-            // A thread that cannot be spawned leaves its share to the others.
-            let _ = thread::Builder::new().spawn_scoped(scope, worker);
-        }
-        worker();
-    });
-}
-
 /// Sync and publish every message of the batch, fsync `queue/` once, then answer each.
 fn commit_batch(spool: &Spool, batch: Vec<Request>, counters: &Counters) {
     let mut staged: Vec<StagedCommit> = Vec::with_capacity(batch.len());
@@ -200,7 +180,15 @@ fn commit_batch(spool: &Spool, batch: Vec<Request>, counters: &Counters) {
             Err(e) => staged.push((None, Err(e), done)),
         }
     }
-    sync_in_parallel(&mut staged);
+    // Every fsync first, then every rename: a rename between two fsyncs would put a
+    // directory change into the transaction the next fsync waits for.
+    for (prepared, result, _) in &mut staged {
+        if let (Some(prepared), Ok(())) = (prepared, &result) {
+            if let Err(e) = prepared.sync_contents() {
+                *result = Err(e);
+            }
+        }
+    }
     for (prepared, result, _) in &mut staged {
         if let (Some(prepared), Ok(())) = (prepared, &result) {
             if let Err(e) = prepared.sync_and_publish() {
@@ -208,7 +196,7 @@ fn commit_batch(spool: &Spool, batch: Vec<Request>, counters: &Counters) {
             }
         }
     }
-    let queue_synced = sync_dir(&spool.queue_root());
+    let queue_synced = spool.sync();
     counters.batches.fetch_add(1, Ordering::Relaxed);
     for (prepared, mut result, done) in staged {
         if let (Err(e), Some(prepared), Ok(())) = (&queue_synced, &prepared, &result) {

@@ -1,6 +1,7 @@
-//! A message being received: streamed into `incoming/<msgid>/`, then committed to `queue/`.
+//! A message being received: its body streamed into `queue/m.<msgid>`, its envelope
+//! records kept in memory, then committed by the appearance of `queue/e.<msgid>`.
 
-use super::{check_id, create_private_file, make_private_dir, sync_dir, Spool, SpoolOp};
+use super::{check_id, create_private_file, records, Spool, SpoolOp};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::io::AsRawFd;
@@ -9,41 +10,42 @@ use std::path::PathBuf;
 /// Size of the write buffer in front of the message file.
 const WRITE_BUFFER: usize = 64 * 1024;
 
-/// A message being received into `incoming/<msgid>/`. Write the body with
-/// [`IncomingMessage::write_chunk`], add one record per recipient with
-/// [`IncomingMessage::add_envelope`], then commit it through a [`super::GroupCommitter`]
-/// (or [`IncomingMessage::commit`] alone). Dropping it without committing removes it.
+/// A message being received. Write the body with [`IncomingMessage::write_chunk`], add
+/// one record per recipient with [`IncomingMessage::add_envelope`], then commit it
+/// through a [`super::GroupCommitter`] (or [`IncomingMessage::commit`] alone). Dropping
+/// it without committing removes it.
 #[derive(Debug)]
 pub struct IncomingMessage {
     spool: Spool,
     msgid: String,
-    dir: PathBuf,
     message: Option<BufWriter<File>>,
-    envelopes: Vec<File>,
+    envelopes: Vec<(String, Vec<u8>)>,
     bytes_written: u64,
     done: bool,
 }
 
 impl IncomingMessage {
     pub(super) fn create(spool: Spool, msgid: &str) -> io::Result<IncomingMessage> {
-        let dir = spool.incoming_dir(msgid);
-        if dir.exists() {
-            fs::remove_dir_all(&dir)?;
-        }
-        make_private_dir(&dir)?;
-        let mut incoming = IncomingMessage {
+        let path = spool.body_path(msgid);
+        let file = match create_private_file(&path) {
+            // A body without an envelope file was never committed: a leftover to replace.
+            Err(e)
+                if e.kind() == io::ErrorKind::AlreadyExists
+                    && !spool.envelopes_path(msgid).exists() =>
+            {
+                fs::remove_file(&path)?;
+                create_private_file(&path)?
+            }
+            other => other?,
+        };
+        Ok(IncomingMessage {
             spool,
             msgid: msgid.to_owned(),
-            dir,
-            message: None,
+            message: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
             envelopes: Vec::new(),
             bytes_written: 0,
             done: false,
-        };
-        make_private_dir(&incoming.dir.join("envelopes"))?;
-        let file = create_private_file(&incoming.dir.join("message"))?;
-        incoming.message = Some(BufWriter::with_capacity(WRITE_BUFFER, file));
-        Ok(incoming)
+        })
     }
 
     /// The message id.
@@ -56,6 +58,14 @@ impl IncomingMessage {
         self.bytes_written
     }
 
+    /// Whether appending `len` bytes stays in the write buffer (no system call), so an
+    /// async runtime may do it on its executor rather than on a blocking thread.
+    pub fn fits_in_buffer(&self, len: usize) -> bool {
+        self.message
+            .as_ref()
+            .is_some_and(|w| w.capacity().saturating_sub(w.buffer().len()) >= len)
+    }
+
     /// Append message bytes (buffered; nothing is durable before the commit).
     pub fn write_chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
         self.spool.fault(SpoolOp::WriteChunk, &self.msgid)?;
@@ -65,14 +75,18 @@ impl IncomingMessage {
         Ok(())
     }
 
-    /// Store the record of envelope `evpid` (opaque bytes, e.g. the queue record format),
+    /// Keep the record of envelope `evpid` (opaque bytes, e.g. the queue record format),
     /// to become visible with the message at the commit.
     pub fn add_envelope(&mut self, evpid: &str, record: &[u8]) -> io::Result<()> {
         check_id(evpid)?;
         self.spool.fault(SpoolOp::AddEnvelope, &self.msgid)?;
-        let mut file = create_private_file(&self.dir.join("envelopes").join(evpid))?;
-        file.write_all(record)?;
-        self.envelopes.push(file);
+        if self.envelopes.iter().any(|(id, _)| id == evpid) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("envelope {evpid} added twice"),
+            ));
+        }
+        self.envelopes.push((evpid.to_owned(), record.to_vec()));
         Ok(())
     }
 
@@ -80,7 +94,7 @@ impl IncomingMessage {
     pub fn abort(mut self) -> io::Result<()> {
         self.done = true;
         self.message = None;
-        fs::remove_dir_all(&self.dir)
+        fs::remove_file(self.spool.body_path(&self.msgid))
     }
 
     /// Commit this message alone (one fsync of `queue/` for it): prefer a
@@ -90,25 +104,30 @@ impl IncomingMessage {
         let mut prepared = self.prepare()?;
         prepared.start_writeback();
         prepared.sync_and_publish()?;
-        sync_dir(&spool.queue_root())
+        spool.sync()
     }
 
-    /// Flush the buffer so the files can be synced; the caller then syncs and publishes.
+    /// Flush the body and write the envelope file under its temporary name; the caller
+    /// then syncs and publishes.
     pub(super) fn prepare(mut self) -> io::Result<PreparedCommit> {
         self.spool.fault(SpoolOp::Commit, &self.msgid)?;
-        let writer = self.message.take().ok_or_else(closed)?;
-        let message = writer.into_inner().map_err(|e| e.into_error())?;
-        let mut files = std::mem::take(&mut self.envelopes);
-        files.push(message);
-        self.done = true;
-        Ok(PreparedCommit {
+        let mut prepared = PreparedCommit {
             spool: self.spool.clone(),
             msgid: std::mem::take(&mut self.msgid),
-            dir: std::mem::take(&mut self.dir),
-            files,
+            files: Vec::with_capacity(2),
             synced: false,
             published: false,
-        })
+        };
+        self.done = true;
+        let writer = self.message.take().ok_or_else(closed)?;
+        prepared
+            .files
+            .push(writer.into_inner().map_err(|e| e.into_error())?);
+        let tmp = prepared.spool.rewrite_path(&prepared.msgid);
+        let mut file = prepared.spool.pool().take(&tmp)?;
+        prepared.files.push(file.try_clone()?);
+        file.write_all(&records::encode(&self.envelopes))?;
+        Ok(prepared)
     }
 }
 
@@ -116,7 +135,7 @@ impl Drop for IncomingMessage {
     fn drop(&mut self) {
         if !self.done {
             self.message = None;
-            let _ = fs::remove_dir_all(&self.dir);
+            let _ = fs::remove_file(self.spool.body_path(&self.msgid));
         }
     }
 }
@@ -125,13 +144,13 @@ fn closed() -> io::Error {
     io::Error::other("incoming message already closed")
 }
 
-/// An incoming message whose bytes are all written, waiting for its fsyncs and rename.
-/// Dropped before publication, it removes its incoming directory.
+/// An incoming message whose bytes are all written (body and temporary envelope file),
+/// waiting for its fsyncs and the rename that commits it. Dropped before publication, it
+/// removes both files.
 #[derive(Debug)]
 pub(super) struct PreparedCommit {
     spool: Spool,
     msgid: String,
-    dir: PathBuf,
     files: Vec<File>,
     synced: bool,
     published: bool,
@@ -148,7 +167,8 @@ impl PreparedCommit {
         self.spool.root()
     }
 
-    /// Ask the kernel to start writing the files back, so the fsyncs of a batch overlap.
+    /// Ask the kernel to start writing the files back, so that their blocks are
+    /// allocated in the journal's running transaction and one commit covers the batch.
     pub(super) fn start_writeback(&mut self) {
         for file in &self.files {
             // SAFETY: the descriptor is open for the whole call; the call only hints the kernel.
@@ -158,12 +178,7 @@ impl PreparedCommit {
         }
     }
 
-    /// Whether the contents are already fsynced.
-    pub(super) fn is_synced(&self) -> bool {
-        self.synced
-    }
-
-    /// Fsync the files and directories (once; later calls do nothing).
+    /// Fsync the body and the envelope file (once; later calls do nothing).
     pub(super) fn sync_contents(&mut self) -> io::Result<()> {
         if self.synced {
             return Ok(());
@@ -171,24 +186,22 @@ impl PreparedCommit {
         for file in &self.files {
             file.sync_data()?;
         }
-        sync_dir(&self.dir.join("envelopes"))?;
-        sync_dir(&self.dir)?;
         self.synced = true;
         Ok(())
     }
 
-    /// Fsync the contents if not done yet, then rename `incoming/<msgid>` into `queue/`.
-    /// The caller fsyncs `queue/` afterwards (once for a whole batch).
+    /// Fsync the contents if not done yet, then rename the envelope file to its final
+    /// name: the commit. The caller fsyncs `queue/` afterwards (once for a whole batch).
     pub(super) fn sync_and_publish(&mut self) -> io::Result<()> {
         self.sync_contents()?;
-        let target = self.spool.queue_root().join(&self.msgid);
+        let target: PathBuf = self.spool.envelopes_path(&self.msgid);
         if target.exists() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("message {} is already queued", self.msgid),
             ));
         }
-        fs::rename(&self.dir, &target)?;
+        fs::rename(self.spool.rewrite_path(&self.msgid), &target)?;
         self.published = true;
         Ok(())
     }
@@ -197,7 +210,11 @@ impl PreparedCommit {
 impl Drop for PreparedCommit {
     fn drop(&mut self) {
         if !self.published {
-            let _ = fs::remove_dir_all(&self.dir);
+            let _ = self
+                .spool
+                .pool()
+                .recycle(&self.spool.rewrite_path(&self.msgid));
+            let _ = fs::remove_file(self.spool.body_path(&self.msgid));
         }
     }
 }

@@ -1,27 +1,32 @@
-//! The file-backed queue: incoming area, durable commit with group fsync, reload at start.
+//! The file-backed queue: incoming bodies, durable commit with group fsync, reload at start.
 //!
-//! # Layout
+//! # Layout (version 2)
 //!
-//! Everything lives under the configured `queue path` directory, created with mode 0700:
+//! Everything lives under the configured `queue path` directory, created with mode 0700,
+//! in one flat directory so that one fsync of it covers every message of a batch:
 //!
 //! ```text
-//! incoming/<msgid>/message              message being received (streamed, not yet durable)
-//! incoming/<msgid>/envelopes/<evpid>    its envelope records, written before the commit
-//! queue/<msgid>/message                 a committed message
-//! queue/<msgid>/envelopes/<evpid>       one envelope record per recipient (opaque bytes)
-//! queue/<msgid>/envelopes/.<evpid>.tmp  an envelope update in flight (discarded at open)
-//! purge/<msgid>/                        a removed message, being deleted
-//! corrupt/<msgid>/                      a queued message found without its message file
+//! version                 "2": the layout of this spool
+//! queue/m.<msgid>         the message body (streamed during DATA)
+//! queue/e.<msgid>         its envelope records, all in one file: the commit marker
+//! queue/t.<msgid>         the envelope file being written or rewritten (discarded at open)
+//! corrupt/                what recovery or start-up set aside (see below)
 //! ```
+//!
+//! A release before version 2 kept a directory per message (`queue/<msgid>/message` and
+//! `queue/<msgid>/envelopes/<evpid>`, with `incoming/` and `purge/` beside): [`Spool::open`]
+//! converts such a spool message by message, so nothing queued by it is lost.
 //!
 //! # Durability
 //!
-//! A message is committed by fsyncing its message and envelope files and its directories
-//! inside `incoming/`, then renaming `incoming/<msgid>` to `queue/<msgid>` (atomic), then
-//! fsyncing `queue/`. The rename is the commit marker: a directory is either wholly under
-//! `queue/` or not there at all, so a crash never leaves a half-visible message. Only after
-//! the commit returns may the server answer 250 (RFC 5321 §4.5.3.1 makes the 250 a promise).
-//! [`GroupCommitter`] shares the `queue/` fsync between many concurrent commits.
+//! A message is committed by fsyncing its body and its envelope file (written as
+//! `t.<msgid>`), renaming `t.<msgid>` to `e.<msgid>` and fsyncing `queue/`. The envelope
+//! file is the commit marker: a body without one is a message never committed, and is
+//! removed at open; so a crash never leaves a half-visible message. Only after the commit
+//! returns may the server answer 250 (RFC 5321 §4.5.3.1 makes the 250 a promise).
+//! [`GroupCommitter`] shares the fsyncs between many concurrent commits. Updates and
+//! removals rewrite the envelope file (temporary file, fsync, rename) or unlink it; the
+//! directory fsync that makes them durable is shared by a background syncer.
 //!
 //! Message and envelope ids are opaque names chosen by the engine; they must match
 //! `[A-Za-z0-9._-]{1,64}` and not start with a dot, so no id can escape the spool.
@@ -33,6 +38,10 @@
 
 mod commit;
 mod incoming;
+mod pool;
+mod records;
+mod recover;
+mod syncer;
 
 pub use commit::{CommitCompletion, CommitStats, GroupCommitter};
 pub use incoming::IncomingMessage;
@@ -43,7 +52,10 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use pool::FilePool;
+use syncer::DirSyncer;
 
 /// The longest message or envelope id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 64;
@@ -97,9 +109,19 @@ pub struct Recovered {
     pub corrupt: Vec<String>,
 }
 
+/// How many locks guard the envelope files (a message's file is guarded by one of them).
+const LOCK_STRIPES: usize = 32;
+
 struct SpoolInner {
     root: PathBuf,
+    queue: PathBuf,
     faults: Option<Arc<dyn SpoolFaults>>,
+    /// Serialise the read-modify-write of one message's envelope file.
+    locks: Arc<[Mutex<()>; LOCK_STRIPES]>,
+    /// Shares the fsync of `queue/` after updates and removals.
+    syncer: Arc<DirSyncer>,
+    /// Spent envelope files, reused for new ones.
+    pool: Arc<FilePool>,
 }
 
 /// The file-backed queue. Cheap to clone; clones share the same directory.
@@ -163,20 +185,42 @@ fn not_found_is_ok(result: io::Result<()>) -> io::Result<()> {
     }
 }
 
+fn no_message(msgid: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no queued message {msgid}"),
+    )
+}
+
+fn no_envelope(msgid: &str, evpid: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no queued envelope {evpid} of message {msgid}"),
+    )
+}
+
 impl Spool {
-    /// Open (creating it if needed) the spool at `path`: discard uncommitted incoming
-    /// messages and half-written envelope updates, finish interrupted removals, move
-    /// messages without a message file to `corrupt/`, and return the queue to reload.
+    /// Open (creating it if needed) the spool at `path`: discard uncommitted messages and
+    /// half-written envelope files, convert messages queued in the previous layout, set
+    /// aside messages without a body in `corrupt/`, and return the queue to reload.
     pub fn open(path: impl AsRef<Path>) -> io::Result<(Spool, Recovered)> {
         let root = path.as_ref().to_path_buf();
         make_private_dir(&root)?;
-        for sub in ["incoming", "queue", "purge", "corrupt"] {
+        for sub in ["queue", "corrupt"] {
             make_private_dir(&root.join(sub))?;
         }
+        let queue = root.join("queue");
         let spool = Spool {
-            inner: Arc::new(SpoolInner { root, faults: None }),
+            inner: Arc::new(SpoolInner {
+                syncer: DirSyncer::start(queue.clone()),
+                pool: Arc::new(FilePool::new(queue.clone())),
+                root,
+                queue,
+                faults: None,
+                locks: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
+            }),
         };
-        let recovered = spool.recover()?;
+        let recovered = recover::recover(&spool)?;
         Ok((spool, recovered))
     }
 
@@ -185,7 +229,11 @@ impl Spool {
         Spool {
             inner: Arc::new(SpoolInner {
                 root: self.inner.root.clone(),
+                queue: self.inner.queue.clone(),
                 faults: Some(faults),
+                locks: Arc::clone(&self.inner.locks),
+                syncer: Arc::clone(&self.inner.syncer),
+                pool: Arc::clone(&self.inner.pool),
             }),
         }
     }
@@ -202,118 +250,123 @@ impl Spool {
         }
     }
 
-    pub(crate) fn incoming_dir(&self, msgid: &str) -> PathBuf {
-        self.inner.root.join("incoming").join(msgid)
-    }
-
     pub(crate) fn queue_root(&self) -> PathBuf {
-        self.inner.root.join("queue")
+        self.inner.queue.clone()
     }
 
-    fn message_dir(&self, msgid: &str) -> PathBuf {
-        self.queue_root().join(msgid)
+    /// `queue/m.<msgid>`: the body.
+    pub(crate) fn body_path(&self, msgid: &str) -> PathBuf {
+        self.inner.queue.join(format!("m.{msgid}"))
     }
 
-    fn recover(&self) -> io::Result<Recovered> {
-        let mut recovered = Recovered::default();
-        for (name, path) in list_dir(&self.inner.root.join("incoming"))? {
-            fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path))?;
-            recovered.discarded_incoming.push(name);
+    /// `queue/e.<msgid>`: the envelope file, the commit marker.
+    pub(crate) fn envelopes_path(&self, msgid: &str) -> PathBuf {
+        self.inner.queue.join(format!("e.{msgid}"))
+    }
+
+    /// `queue/t.<msgid>`: the envelope file being (re)written.
+    pub(crate) fn rewrite_path(&self, msgid: &str) -> PathBuf {
+        self.inner.queue.join(format!("t.{msgid}"))
+    }
+
+    /// The spare envelope files.
+    fn pool(&self) -> &FilePool {
+        &self.inner.pool
+    }
+
+    /// The lock guarding message `msgid`'s envelope file.
+    fn lock(&self, msgid: &str) -> std::sync::MutexGuard<'_, ()> {
+        let hash = msgid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let stripe = usize::try_from(hash).unwrap_or(0) % LOCK_STRIPES;
+        self.inner.locks[stripe]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The envelope records of committed message `msgid`.
+    fn read_envelopes(&self, msgid: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+        match fs::read(self.envelopes_path(msgid)) {
+            Ok(bytes) => records::decode(&bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(no_message(msgid)),
+            Err(e) => Err(e),
         }
-        for (_, path) in list_dir(&self.inner.root.join("purge"))? {
-            fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path))?;
-        }
-        for (msgid, dir) in list_dir(&self.queue_root())? {
-            if check_id(&msgid).is_err() || !dir.join("message").is_file() {
-                let mut target = self.inner.root.join("corrupt").join(&msgid);
-                let mut attempt = 0u32;
-                while target.exists() {
-                    attempt = attempt.saturating_add(1);
-                    target = self
-                        .inner
-                        .root
-                        .join("corrupt")
-                        .join(format!("{msgid}.{attempt}"));
-                }
-                fs::rename(&dir, &target)?;
-                recovered.corrupt.push(msgid);
-                continue;
+    }
+
+    /// Replace message `msgid`'s envelope file with `envelopes`: temporary file, fsync,
+    /// rename (so a crash leaves the old or the new file whole), then a shared fsync of
+    /// `queue/`. With no envelope left the file and the body are removed instead.
+    fn write_envelopes(&self, msgid: &str, envelopes: &[(String, Vec<u8>)]) -> io::Result<()> {
+        if envelopes.is_empty() {
+            let envelopes_gone = self.inner.pool.recycle(&self.envelopes_path(msgid))?;
+            let body_gone = match fs::remove_file(self.body_path(msgid)) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => return Err(e),
+            };
+            if envelopes_gone || body_gone {
+                self.inner.syncer.dirty();
             }
-            let envelopes = self.load_envelopes(&dir.join("envelopes"))?;
-            if envelopes.is_empty() {
-                self.purge(&msgid)?;
-            } else {
-                recovered.messages.push(QueuedMessage { msgid, envelopes });
-            }
+            return Ok(());
         }
-        sync_dir(&self.queue_root())?;
-        Ok(recovered)
+        let tmp = self.rewrite_path(msgid);
+        self.inner.pool.recycle(&tmp)?;
+        let mut file = self.inner.pool.take(&tmp)?;
+        let written = file
+            .write_all(&records::encode(envelopes))
+            .and_then(|()| file.sync_data());
+        if let Err(e) = written {
+            let _ = self.inner.pool.recycle(&tmp);
+            return Err(e);
+        }
+        fs::rename(&tmp, self.envelopes_path(msgid))?;
+        self.inner.syncer.dirty();
+        Ok(())
     }
 
-    fn load_envelopes(&self, dir: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
-        let mut envelopes = Vec::new();
-        let entries = match list_dir(dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(envelopes),
-            other => other?,
-        };
-        for (evpid, path) in entries {
-            if check_id(&evpid).is_err() {
-                not_found_is_ok(fs::remove_file(&path))?;
-                continue;
-            }
-            envelopes.push((evpid, fs::read(&path)?));
-        }
-        Ok(envelopes)
-    }
-
-    /// Start receiving message `msgid` into `incoming/`; nothing is visible in the queue
-    /// until it is committed.
+    /// Start receiving message `msgid`; nothing is visible in the queue until it is
+    /// committed.
     pub fn create_incoming(&self, msgid: &str) -> io::Result<IncomingMessage> {
         check_id(msgid)?;
         self.fault(SpoolOp::CreateIncoming, msgid)?;
         IncomingMessage::create(self.clone(), msgid)
     }
 
-    /// Replace envelope `evpid` of queued message `msgid` durably: write a temporary file,
-    /// fsync it, rename it over the old record, fsync the directory.
+    /// Replace the record of envelope `evpid` of queued message `msgid` durably. An
+    /// envelope no longer queued is never brought back: that is `NotFound`.
     pub fn update_envelope(&self, msgid: &str, evpid: &str, record: &[u8]) -> io::Result<()> {
         check_id(msgid)?;
         check_id(evpid)?;
         self.fault(SpoolOp::UpdateEnvelope, msgid)?;
-        let dir = self.message_dir(msgid).join("envelopes");
-        if !dir.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no queued message {msgid}"),
-            ));
-        }
-        let tmp = dir.join(format!(".{evpid}.tmp"));
-        not_found_is_ok(fs::remove_file(&tmp))?;
-        let mut file = create_private_file(&tmp)?;
-        let written = file.write_all(record).and_then(|()| file.sync_data());
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        fs::rename(&tmp, dir.join(evpid))?;
-        sync_dir(&dir)
+        let _guard = self.lock(msgid);
+        let mut envelopes = self.read_envelopes(msgid)?;
+        let slot = envelopes
+            .iter_mut()
+            .find(|(id, _)| id == evpid)
+            .ok_or_else(|| no_envelope(msgid, evpid))?;
+        slot.1 = record.to_vec();
+        self.write_envelopes(msgid, &envelopes)
     }
 
-    /// Remove envelope `evpid` of message `msgid` durably; returns how many envelopes the
-    /// message still has. The caller removes the message with [`Spool::remove_message`]
-    /// when that reaches zero.
+    /// Remove envelope `evpid` of message `msgid`; returns how many envelopes the message
+    /// still has (an envelope or message already gone counts as removed). With none left
+    /// the message goes with its last envelope; [`Spool::remove_message`] is then a no-op.
     pub fn remove_envelope(&self, msgid: &str, evpid: &str) -> io::Result<usize> {
         check_id(msgid)?;
         check_id(evpid)?;
         self.fault(SpoolOp::RemoveEnvelope, msgid)?;
-        let dir = self.message_dir(msgid).join("envelopes");
-        not_found_is_ok(fs::remove_file(dir.join(evpid)))?;
-        sync_dir(&dir)?;
-        let left = list_dir(&dir)?
-            .into_iter()
-            .filter(|(name, _)| check_id(name).is_ok())
-            .count();
-        Ok(left)
+        let _guard = self.lock(msgid);
+        let mut envelopes = match self.read_envelopes(msgid) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            other => other?,
+        };
+        let before = envelopes.len();
+        envelopes.retain(|(id, _)| id != evpid);
+        if envelopes.len() != before {
+            self.write_envelopes(msgid, &envelopes)?;
+        }
+        Ok(envelopes.len())
     }
 
     /// Move envelope `evpid` of queued message `msgid` out of the queue into `corrupt/`
@@ -326,62 +379,59 @@ impl Spool {
         check_id(msgid)?;
         check_id(evpid)?;
         self.fault(SpoolOp::RemoveEnvelope, msgid)?;
+        let _guard = self.lock(msgid);
+        let mut envelopes = self.read_envelopes(msgid)?;
+        let at = envelopes
+            .iter()
+            .position(|(id, _)| id == evpid)
+            .ok_or_else(|| no_envelope(msgid, evpid))?;
+        let (_, record) = envelopes.remove(at);
         let corrupt = self.inner.root.join("corrupt");
-        let dir = self.message_dir(msgid);
-        let envelopes = dir.join("envelopes");
-        let record = envelopes.join(evpid);
-        if !record.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no queued envelope {evpid} of message {msgid}"),
-            ));
-        }
         match fs::hard_link(
-            dir.join("message"),
+            self.body_path(msgid),
             corrupt.join(format!("{msgid}.message")),
         ) {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
             _ => {}
         }
-        fs::rename(&record, corrupt.join(format!("{msgid}.{evpid}.envelope")))?;
+        let aside = corrupt.join(format!("{msgid}.{evpid}.envelope"));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&aside)?;
+        file.write_all(&record)?;
+        file.sync_data()?;
         sync_dir(&corrupt)?;
-        sync_dir(&envelopes)?;
-        let left = list_dir(&envelopes)?
-            .into_iter()
-            .filter(|(name, _)| check_id(name).is_ok())
-            .count();
-        if left == 0 {
-            self.purge(msgid)?;
-        }
-        Ok(())
+        self.write_envelopes(msgid, &envelopes)?;
+        self.inner.syncer.sync_now()
     }
 
-    /// Remove queued message `msgid` with all its envelopes: an atomic rename to `purge/`
-    /// (durable), then the deletion, which [`Spool::open`] finishes after a crash.
+    /// Remove queued message `msgid` with all its envelopes (the envelope file first, so
+    /// a crash between the two leaves a body that [`Spool::open`] removes).
     pub fn remove_message(&self, msgid: &str) -> io::Result<()> {
         check_id(msgid)?;
         self.fault(SpoolOp::RemoveMessage, msgid)?;
         self.purge(msgid)
     }
 
-    fn purge(&self, msgid: &str) -> io::Result<()> {
-        let target = self.inner.root.join("purge").join(msgid);
-        if target.exists() {
-            fs::remove_dir_all(&target)?;
-        }
-        match fs::rename(self.message_dir(msgid), &target) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            other => other?,
-        }
-        sync_dir(&self.queue_root())?;
-        fs::remove_dir_all(&target)
+    pub(crate) fn purge(&self, msgid: &str) -> io::Result<()> {
+        let _guard = self.lock(msgid);
+        self.write_envelopes(msgid, &[])
     }
 
     /// Open committed message `msgid` for reading from its first byte.
     pub fn read_message(&self, msgid: &str) -> io::Result<File> {
         check_id(msgid)?;
         self.fault(SpoolOp::ReadMessage, msgid)?;
-        File::open(self.message_dir(msgid).join("message"))
+        File::open(self.body_path(msgid))
+    }
+
+    /// Make every update and removal so far durable now (one fsync of `queue/`), rather
+    /// than when the background syncer gets to it.
+    pub fn sync(&self) -> io::Result<()> {
+        self.inner.syncer.sync_now()
     }
 
     /// Whether the spool's file system has at least `min_free_bytes` available to

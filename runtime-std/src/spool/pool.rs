@@ -1,0 +1,131 @@
+//! Envelope files recycled instead of deleted: on a file system without a journal, ext4
+//! will not reuse an inode deleted less than a minute ago, so every new file of a busy
+//! spool scans past all the inodes the spool freed recently. Renaming a spent envelope
+//! file to `queue/f.<n>` and back into use keeps the inode count of the spool flat.
+//! (Message bodies are deleted as before: a reader may still hold one open.)
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+/// Most spare files kept; beyond that a spent file is deleted.
+const MAX_FREE: usize = 256;
+
+/// Spare files in one directory, named `f.<n>`.
+pub(super) struct FilePool {
+    dir: PathBuf,
+    free: Mutex<Vec<PathBuf>>,
+    next: AtomicU64,
+}
+
+impl FilePool {
+    /// An empty pool for `dir`.
+    pub(super) fn new(dir: PathBuf) -> FilePool {
+        FilePool {
+            dir,
+            free: Mutex::new(Vec::new()),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether `name` is the name of a spare file.
+    pub(super) fn is_spare(name: &str) -> bool {
+        name.strip_prefix("f.")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+
+    /// Keep the spare file found at `path` (at open), or delete it when the pool is full.
+    pub(super) fn adopt(&self, name: &str, path: PathBuf) -> io::Result<()> {
+        if let Some(n) = name.get(2..).and_then(|n| n.parse::<u64>().ok()) {
+            self.next.fetch_max(n.saturating_add(1), Ordering::Relaxed);
+        }
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        if free.len() < MAX_FREE {
+            free.push(path);
+            Ok(())
+        } else {
+            fs::remove_file(path)
+        }
+    }
+
+    /// A new, empty file at `target` (which must not exist): a spare one renamed there
+    /// when there is one, else a fresh one (mode 0600).
+    pub(super) fn take(&self, target: &Path) -> io::Result<File> {
+        loop {
+            let spare = self
+                .free
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let Some(spare) = spare else {
+                return super::create_private_file(target);
+            };
+            match rename_noreplace(&spare, target) {
+                Ok(()) => return OpenOptions::new().write(true).truncate(true).open(target),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    self.free
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(spare);
+                    return Err(e);
+                }
+                // The spare is gone (removed by hand?): try the next one.
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Retire the file at `path`: renamed to a spare name, or deleted when the pool is
+    /// full. False when there was no such file.
+    pub(super) fn recycle(&self, path: &Path) -> io::Result<bool> {
+        let result = {
+            let free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+            if free.len() < MAX_FREE {
+                drop(free);
+                let n = self.next.fetch_add(1, Ordering::Relaxed);
+                let spare = self.dir.join(format!("f.{n}"));
+                fs::rename(path, &spare).map(|()| Some(spare))
+            } else {
+                fs::remove_file(path).map(|()| None)
+            }
+        };
+        match result {
+            Ok(Some(spare)) => {
+                self.free
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(spare);
+                Ok(true)
+            }
+            Ok(None) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// rename(2) that fails with `AlreadyExists` rather than replace `to`.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    let from = std::ffi::CString::new(from.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: both paths are NUL-terminated and live for the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
