@@ -4,17 +4,19 @@
 #
 # One daemon per run, with its control socket in the test directory; smtpctl and its
 # other names (sendmail, mailq, newaliases) are copied into $TEST_DIR/bin so that the
-# unprivileged account can run them. The checks: a message deferred by an MDA that exits
-# 75 while $TEST_DIR/hold exists is listed by `show queue`, `show envelope`, `show
-# message` and `mailq`; `schedule ID` retries it at once and `schedule all` delivers it
-# once the hold is gone; `remove ID` drops another (never delivered); `pause envelope`
-# keeps one from delivery until `resume envelope`; `pause mda` holds a
+# unprivileged account can run them. The checks: a message deferred by an MDA that
+# exits 75 while $TEST_DIR/hold exists is listed by `show queue`, `show envelope`,
+# `show message` and `mailq`; `schedule ID` retries it at once and `schedule all`
+# delivers it once the hold is gone; `remove ID` drops another (never delivered);
+# `pause envelope` keeps one from delivery until `resume envelope`; `pause mda` holds a
 # message that `resume mda` releases; `pause smtp` turns new clients away with 421 and
 # `resume smtp` lets them in; `sendmail -t` and `sendmail RCPT` deliver byte-exact
-# apart from the headers they add; `update table` makes a changed file table refuse
-# the next RCPT; `log verbose|brief` switch the session debug lines; an unprivileged
-# user is refused the privileged verbs but may read the counters and submit mail; `show
-# stats` and `monitor` count what was done; the socket goes away with the daemon.
+# apart from the headers they add, and a body with a 3000-byte line arrives
+# quoted-printable; `update table` makes a changed file table refuse the next RCPT;
+# `log verbose|brief` switch the session debug lines; `trace`, `show routes|hosts` and
+# `encrypt` answer; an unprivileged user is refused the privileged verbs but may read
+# the counters and submit mail; `show stats` and `monitor` count what was done; the
+# socket goes away with the daemon.
 #
 # SMTPCTL: the smtpctl binary (default: built here, release profile, into
 # ${CARGO_TARGET_DIR:-target}).
@@ -125,6 +127,17 @@ maildir_count() {
 maildir_has() { [ "$(maildir_count "$1")" -eq "$2" ]; }
 
 # expect_output WANT COMMAND...: exits 0 and prints exactly WANT.
+# has_line [-x|-E] PATTERN COMMAND...: COMMAND succeeds and prints a matching line (its
+# whole output read first, so grep stopping early cannot break the pipe).
+has_line() {
+    local opt=-q
+    case "$1" in -x | -E) opt=-q${1#-}; shift ;; esac
+    local pattern=$1 out
+    shift
+    out=$("$@") || return 1
+    grep "$opt" -e "$pattern" <<<"$out"
+}
+
 expect_output() {
     local want=$1 got
     shift
@@ -161,9 +174,9 @@ check_queue_verbs() {
     [ -n "${f[13]}" ] || fail "no error in: $line"
     echo "ok: a deferred message in show queue: $line"
 
-    ctl show envelope "$id_a" | grep -q "flaky-a@example.org" || fail "show envelope $id_a"
-    ctl show message "$id_a" | grep -qx "Subject: deferred A" || fail "show message $id_a"
-    ctl show message "${id_a:0:8}" | grep -qx "Subject: deferred A" || fail "show message by message id"
+    has_line "flaky-a@example.org" ctl show envelope "$id_a" || fail "show envelope $id_a"
+    has_line -x "Subject: deferred A" ctl show message "$id_a" || fail "show message $id_a"
+    has_line -x "Subject: deferred A" ctl show message "${id_a:0:8}" || fail "show message by message id"
     [ "$(ctl show queue "${id_a:0:8}" | cut -d'|' -f1)" = "$id_a" ] || fail "show queue MSGID"
     [ "$("$TEST_DIR/bin/mailq" | wc -l)" -eq 2 ] || fail "mailq: $("$TEST_DIR/bin/mailq")"
     echo "ok: show envelope, show message (by envelope and message id), show queue MSGID, mailq"
@@ -248,7 +261,7 @@ PY
 
 check_pause_smtp() {
     expect_output "command succeeded" ctl pause smtp
-    ctl show status | grep -qx "SMTP paused" || fail "show status after pause smtp"
+    has_line -x "SMTP paused" ctl show status || fail "show status after pause smtp"
     local g
     g=$(greeting) || true
     [[ "$g" == 421* ]] || fail "a new client while smtp is paused got \"$g\""
@@ -330,6 +343,21 @@ check_sendmail() {
     check_delivered bare@example.org "$TEST_DIR/bare.want" yes
     echo "ok: smtpctl sendmail: a headerless message gets its header and blank line; a lone dot ends it"
 
+    # A line too long for SMTP: the body goes quoted-printable instead of refused.
+    python3 -c 'import sys; sys.stdout.write("Subject: long\n\nshort\n" + "x" * 3000 + "\n")' \
+        >"$TEST_DIR/long.msg"
+    "$TEST_DIR/bin/sendmail" long@example.org <"$TEST_DIR/long.msg" || fail "sendmail with a long line"
+    wait_until 10 maildir_has long@example.org 1 || fail "the long-line message was not delivered"
+    python3 - "$TEST_DIR"/mail/long@example.org/new/* <<'PY' || fail "long-line message"
+import email, email.policy, sys
+raw = open(sys.argv[1], "rb").read()
+assert all(len(l) <= 998 for l in raw.split(b"\n")), "a line over 998 bytes"
+msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+assert msg["Content-Transfer-Encoding"] == "quoted-printable", msg.items()
+assert msg.get_payload(decode=True) == b"short\n" + b"x" * 3000 + b"\n"
+PY
+    echo "ok: sendmail sends a body with a 3000-byte line quoted-printable"
+
     expect_failure "no recipients" "$TEST_DIR/bin/sendmail" </dev/null
     SMTPD_SOCKET="$TEST_DIR/nowhere.sock" expect_failure "doesn't seem to be running" \
         "$TEST_DIR/bin/sendmail" x@example.org <"$TEST_DIR/plain.msg"
@@ -389,6 +417,20 @@ check_log() {
     echo "ok: log verbose adds the session debug lines, log brief removes them"
 }
 
+check_other_verbs() {
+    expect_output "command succeeded" ctl trace smtp
+    expect_output "command succeeded" ctl untrace smtp
+    expect_failure "command failed" ctl trace nosuchsubsystem
+    ctl show routes >/dev/null || fail "show routes"
+    ctl show hosts >/dev/null || fail "show hosts"
+    has_line -E '^\$(2[aby]|5|6)\$' ctl encrypt "a secret" || fail "encrypt: $(ctl encrypt "a secret")"
+    [ "$(printf 'one\ntwo\n' | ctl encrypt | grep -Ec '^\$(2[aby]|5|6)\$')" = 2 ] \
+        || fail "encrypt from standard input"
+    expect_failure "usage: smtpctl" ctl frobnicate
+    expect_failure "ambiguous" ctl show stat
+    echo "ok: trace/untrace, show routes/hosts, encrypt (argument and standard input), usage errors"
+}
+
 as_nobody() {
     setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
 }
@@ -406,8 +448,8 @@ check_permissions() {
         # shellcheck disable=SC2086
         expect_failure "permission denied" as_nobody "$CTL" -s "$SOCKET" $verb
     done
-    as_nobody "$CTL" -s "$SOCKET" show stats | grep -q "^uptime=" || fail "nobody: show stats"
-    as_nobody "$CTL" -s "$SOCKET" show status | grep -qx "MDA running" || fail "nobody: show status"
+    has_line "^uptime=" as_nobody "$CTL" -s "$SOCKET" show stats || fail "nobody: show stats"
+    has_line -x "MDA running" as_nobody "$CTL" -s "$SOCKET" show status || fail "nobody: show status"
     printf 'Subject: from nobody\n\nhi\n' | as_nobody env SMTPD_SOCKET="$SOCKET" \
         "$TEST_DIR/bin/sendmail" nobody-sent@example.org || fail "nobody: sendmail"
     wait_until 10 maildir_has nobody-sent@example.org 1 || fail "nobody's message not delivered"
@@ -424,9 +466,9 @@ check_stats() {
     stats=$(ctl show stats) || fail "show stats"
     keys=$(printf '%s\n' "$stats" | cut -d= -f1 | grep -v '^uptime.human$')
     [ "$keys" = "$(printf '%s\n' "$keys" | LC_ALL=C sort)" ] || fail "show stats not sorted: $stats"
-    printf '%s\n' "$stats" | grep -Eq '^uptime=[0-9]+$' || fail "no uptime: $stats"
-    printf '%s\n' "$stats" | grep -Eq '^uptime.human=([0-9]+[dhms])+$' || fail "no uptime.human: $stats"
-    printf '%s\n' "$stats" | grep -Eqv '^[a-z0-9.]+=-?[0-9]+$|^uptime.human=' \
+    grep -Eq '^uptime=[0-9]+$' <<<"$stats" || fail "no uptime: $stats"
+    grep -Eq '^uptime.human=([0-9]+[dhms])+$' <<<"$stats" || fail "no uptime.human: $stats"
+    grep -Eqv '^[a-z0-9.]+=-?[0-9]+$|^uptime.human=' <<<"$stats" \
         && fail "a line that is not key=value: $stats"
     delivered=$(($(find "$TEST_DIR/mail" -path '*/new/*' -type f | wc -l) +
         $(find "$TEST_DIR/state" -name 'delivered.*' | wc -l)))
@@ -486,6 +528,7 @@ run_smtpctl_suite() {
     check_sendmail
     check_update_table
     check_log
+    check_other_verbs
     check_permissions
     check_stats
     check_socket_removed

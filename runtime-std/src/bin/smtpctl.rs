@@ -108,12 +108,24 @@ fn ask(client: &mut ControlClient, request: &Request) -> Result<Response, String
     client.request(request).map_err(|e| format!("smtpctl: {e}"))
 }
 
+/// Prints `lines`; a reader that stopped reading (`smtpctl show queue | head`) ends the
+/// output quietly, as the end of a pipe does.
 fn print_lines(lines: impl IntoIterator<Item = String>) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     for l in lines {
-        writeln!(out, "{l}").map_err(|e| format!("smtpctl: {e}"))?;
+        match writeln!(out, "{l}") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(format!("smtpctl: {e}")),
+        }
     }
-    Ok(())
+    out.flush().or_else(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(format!("smtpctl: {e}"))
+        }
+    })
 }
 
 fn print(response: Response) -> Result<(), String> {
