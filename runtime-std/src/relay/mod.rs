@@ -6,10 +6,11 @@
 //! router asks for MX sets (sent as DNS datagrams by [`dns`]), opens connections (one
 //! thread each, driving smtp-proto's `ClientSession`, see [`session`]) and hands them
 //! messages; each envelope's result goes to the report callback given at start, which
-//! the engine host turns into `Input::DeliveryResult`. The callback runs on a thread of
-//! its own (`relay-report`), in the order of the results: the engine's work on a result
-//! (queue files removed, the next envelope scheduled) never holds up the router, which
-//! meanwhile hands the session its next message.
+//! the engine host turns into `Input::DeliveryResult`. The callback runs on reporting
+//! threads of their own (`relay-report`, [`REPORTERS`] of them, each message's results on
+//! one of them in order): the engine's work on a result (queue files removed, which may
+//! wait for the disk, the next envelope scheduled) never holds up the router, and the
+//! results of different messages are taken in by the engine side by side.
 //!
 //! Name servers are those of `mta resolver` or `/etc/resolv.conf`. Exchangers on
 //! loopback addresses are refused (RFC 5321 §5.1: a loop), except when `mta resolver`
@@ -173,6 +174,10 @@ pub(crate) enum Listing {
     Hosts,
 }
 
+/// Threads that hand results to the report callback: the engine's side of a result can
+/// wait for the disk (queue files are removed), so several run side by side.
+pub const REPORTERS: usize = 4;
+
 /// How long a control request waits for the agent thread's answer.
 const SHOW_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -184,8 +189,8 @@ pub struct RelayAgent {
 impl RelayAgent {
     /// Start the agent thread for the `mta` options of `config`; `hostname` is our
     /// EHLO name, `spool` where message bodies are read, `report` where each envelope's
-    /// result goes (called on the agent's reporting thread, one result at a time, in
-    /// order).
+    /// result goes (called on the agent's reporting threads, concurrently for different
+    /// messages, in order for each message).
     ///
     /// # Errors
     /// A thread or the DNS sockets cannot be started.
@@ -210,18 +215,23 @@ impl RelayAgent {
         let transport = dns::DnsTransport::start(&tx)?;
         let helo = Host::parse(Bytes::from(hostname.to_owned()), true)
             .unwrap_or_else(|_| ClientConfig::default().helo);
-        let (reports, reported) = channel::<Report>();
-        let reporter_log = log.clone();
-        std::thread::Builder::new()
-            .name("relay-report".to_owned())
-            .spawn(move || {
-                for Report { id, outcome, line } in reported {
-                    if let Some(line) = line {
-                        reporter_log.info(&line);
+        let mut reports = Vec::with_capacity(REPORTERS);
+        for _ in 0..REPORTERS {
+            let (tx, reported) = channel::<Report>();
+            let log = log.clone();
+            let report = Arc::clone(&report);
+            std::thread::Builder::new()
+                .name("relay-report".to_owned())
+                .spawn(move || {
+                    for Report { id, outcome, line } in reported {
+                        if let Some(line) = line {
+                            log.info(&line);
+                        }
+                        report(id, outcome);
                     }
-                    report(id, outcome);
-                }
-            })?;
+                })?;
+            reports.push(tx);
+        }
         let mut agent = Agent {
             router: Router::new(router_config, os_seed()),
             mx: MxResolver::new(mx_config, os_seed()),
@@ -302,8 +312,8 @@ struct Agent {
     helo: Host,
     spool: Spool,
     log: Log,
-    /// To the reporting thread.
-    reports: Sender<Report>,
+    /// To the reporting threads, by message.
+    reports: Vec<Sender<Report>>,
 }
 
 /// One envelope's result for the reporting thread, with its log line.
@@ -456,11 +466,14 @@ impl Agent {
                     job.sender, job.recipient, job.route
                 )
             });
-            let _ = self.reports.send(Report {
-                id: *id,
-                outcome: outcome.clone(),
-                line,
-            });
+            let shard = usize::try_from(id.message_id().get()).unwrap_or(0) % REPORTERS;
+            if let Some(reports) = self.reports.get(shard) {
+                let _ = reports.send(Report {
+                    id: *id,
+                    outcome: outcome.clone(),
+                    line,
+                });
+            }
         }
     }
 
