@@ -24,13 +24,31 @@ const MAX_HEADER_LINE: usize = 998;
 /// `cur/` if missing, mode 0700). With `junk`, a message marked `X-Spam: yes` goes to the
 /// `.Junk` folder instead. Every I/O error is a temporary failure.
 pub fn deliver(maildir: &Path, junk: bool, message: &mut dyn Read) -> DeliveryOutcome {
-    match deliver_inner(maildir, junk, message) {
+    deliver_unless(maildir, junk, message, &|| false)
+}
+
+/// [`deliver`], but `abandon` is asked once the message is written and fsynced in
+/// `tmp/`, just before it is renamed into `new/`: when it says yes (the daemon that asked
+/// for the delivery is gone, so the envelope stays queued and will be delivered again),
+/// the copy is removed and the delivery is a temporary failure.
+pub fn deliver_unless(
+    maildir: &Path,
+    junk: bool,
+    message: &mut dyn Read,
+    abandon: &dyn Fn() -> bool,
+) -> DeliveryOutcome {
+    match deliver_inner(maildir, junk, message, abandon) {
         Ok(()) => DeliveryOutcome::Delivered,
         Err(e) => DeliveryOutcome::from_io(&format!("maildir {}", maildir.display()), &e),
     }
 }
 
-fn deliver_inner(maildir: &Path, junk: bool, message: &mut dyn Read) -> io::Result<()> {
+fn deliver_inner(
+    maildir: &Path,
+    junk: bool,
+    message: &mut dyn Read,
+    abandon: &dyn Fn() -> bool,
+) -> io::Result<()> {
     ensure_maildir(maildir)?;
     let name = unique_name(SystemTime::now());
     let tmp_path = maildir.join("tmp").join(&name);
@@ -57,6 +75,13 @@ fn deliver_inner(maildir: &Path, junk: bool, message: &mut dyn Read) -> io::Resu
         maildir.to_path_buf()
     };
     let new_dir = folder.join("new");
+    if abandon() {
+        let _ = fs::remove_file(&tmp_path);
+        return Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "delivery abandoned: the daemon is gone",
+        ));
+    }
     if let Err(e) = fs::rename(&tmp_path, new_dir.join(&name)) {
         let _ = fs::remove_file(&tmp_path);
         return Err(e);

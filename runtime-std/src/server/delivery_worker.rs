@@ -74,8 +74,9 @@ pub fn deliver_local(spool: &Spool, job: &LocalJob) -> DeliveryOutcome {
         LocalMethod::Maildir { path, junk } => {
             let path = PathBuf::from(path);
             let junk = *junk;
+            let spool = spool.clone();
             run_as_user(account.uid, account.gid, &home, move || {
-                maildir::deliver(&path, junk, &mut message)
+                maildir::deliver_unless(&path, junk, &mut message, &|| !spool.owner_alive())
             })
         }
         LocalMethod::Mbox => {

@@ -1,7 +1,7 @@
 //! A message being received: its body streamed into `queue/m.<msgid>`, its envelope
 //! records kept in memory, then committed by the appearance of `queue/e.<msgid>`.
 
-use super::{check_id, create_private_file, records, Spool, SpoolOp};
+use super::{check_id, records, Spool, SpoolOp};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::io::AsRawFd;
@@ -27,14 +27,14 @@ pub struct IncomingMessage {
 impl IncomingMessage {
     pub(super) fn create(spool: Spool, msgid: &str) -> io::Result<IncomingMessage> {
         let path = spool.body_path(msgid);
-        let file = match create_private_file(&path) {
+        let file = match spool.pool().take(&path) {
             // A body without an envelope file was never committed: a leftover to replace.
             Err(e)
                 if e.kind() == io::ErrorKind::AlreadyExists
                     && !spool.envelopes_path(msgid).exists() =>
             {
                 fs::remove_file(&path)?;
-                create_private_file(&path)?
+                spool.pool().take(&path)?
             }
             other => other?,
         };
@@ -94,7 +94,10 @@ impl IncomingMessage {
     pub fn abort(mut self) -> io::Result<()> {
         self.done = true;
         self.message = None;
-        fs::remove_file(self.spool.body_path(&self.msgid))
+        self.spool
+            .pool()
+            .recycle(&self.spool.body_path(&self.msgid))
+            .map(|_| ())
     }
 
     /// Commit this message alone (one fsync of `queue/` for it): prefer a
@@ -135,7 +138,10 @@ impl Drop for IncomingMessage {
     fn drop(&mut self) {
         if !self.done {
             self.message = None;
-            let _ = fs::remove_file(self.spool.body_path(&self.msgid));
+            let _ = self
+                .spool
+                .pool()
+                .recycle(&self.spool.body_path(&self.msgid));
         }
     }
 }
@@ -214,7 +220,10 @@ impl Drop for PreparedCommit {
                 .spool
                 .pool()
                 .recycle(&self.spool.rewrite_path(&self.msgid));
-            let _ = fs::remove_file(self.spool.body_path(&self.msgid));
+            let _ = self
+                .spool
+                .pool()
+                .recycle(&self.spool.body_path(&self.msgid));
         }
     }
 }

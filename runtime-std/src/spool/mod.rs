@@ -120,8 +120,11 @@ struct SpoolInner {
     locks: Arc<[Mutex<()>; LOCK_STRIPES]>,
     /// Shares the fsync of `queue/` after updates and removals.
     syncer: Arc<DirSyncer>,
-    /// Spent envelope files, reused for new ones.
+    /// Spent files, reused for new ones.
     pool: Arc<FilePool>,
+    /// The process that opened the spool (the daemon; its fork server's children share
+    /// this value).
+    owner: u32,
 }
 
 /// The file-backed queue. Cheap to clone; clones share the same directory.
@@ -214,6 +217,7 @@ impl Spool {
             inner: Arc::new(SpoolInner {
                 syncer: DirSyncer::start(queue.clone()),
                 pool: Arc::new(FilePool::new(queue.clone())),
+                owner: std::process::id(),
                 root,
                 queue,
                 faults: None,
@@ -234,6 +238,7 @@ impl Spool {
                 locks: Arc::clone(&self.inner.locks),
                 syncer: Arc::clone(&self.inner.syncer),
                 pool: Arc::clone(&self.inner.pool),
+                owner: self.inner.owner,
             }),
         }
     }
@@ -269,7 +274,7 @@ impl Spool {
         self.inner.queue.join(format!("t.{msgid}"))
     }
 
-    /// The spare envelope files.
+    /// The spare files.
     fn pool(&self) -> &FilePool {
         &self.inner.pool
     }
@@ -300,11 +305,7 @@ impl Spool {
     fn write_envelopes(&self, msgid: &str, envelopes: &[(String, Vec<u8>)]) -> io::Result<()> {
         if envelopes.is_empty() {
             let envelopes_gone = self.inner.pool.recycle(&self.envelopes_path(msgid))?;
-            let body_gone = match fs::remove_file(self.body_path(msgid)) {
-                Ok(()) => true,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-                Err(e) => return Err(e),
-            };
+            let body_gone = self.inner.pool.recycle(&self.body_path(msgid))?;
             if envelopes_gone || body_gone {
                 self.inner.syncer.dirty();
             }
@@ -432,6 +433,22 @@ impl Spool {
     /// than when the background syncer gets to it.
     pub fn sync(&self) -> io::Result<()> {
         self.inner.syncer.sync_now()
+    }
+
+    /// Whether the process that opened the spool (the daemon) still runs. A delivery made
+    /// in another process (the fork server's children) checks it before it makes its
+    /// result visible: if the daemon was killed, the envelope stays queued and will be
+    /// delivered again after the restart, so finishing now would only deliver it twice.
+    pub fn owner_alive(&self) -> bool {
+        let Ok(pid) = libc::pid_t::try_from(self.inner.owner) else {
+            return true;
+        };
+        if u32::try_from(pid).ok() == Some(std::process::id()) {
+            return true;
+        }
+        // SAFETY: signal 0 only checks that the process exists; no signal is sent.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
     }
 
     /// Whether the spool's file system has at least `min_free_bytes` available to

@@ -1,8 +1,9 @@
-//! Envelope files recycled instead of deleted: on a file system without a journal, ext4
-//! will not reuse an inode deleted less than a minute ago, so every new file of a busy
-//! spool scans past all the inodes the spool freed recently. Renaming a spent envelope
-//! file to `queue/f.<n>` and back into use keeps the inode count of the spool flat.
-//! (Message bodies are deleted as before: a reader may still hold one open.)
+//! Spool files recycled instead of deleted: on a file system without a journal, ext4 will
+//! not reuse an inode deleted less than a minute ago, so every new file of a busy spool
+//! scans past all the inodes freed recently. Renaming a spent file to `queue/f.<n>`
+//! (emptied) and back into use keeps the inode count of the spool flat. A body is only
+//! retired once its last envelope is gone, when no delivery reads it any more (the
+//! scheduler never removes an envelope in flight).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// Most spare files kept; beyond that a spent file is deleted.
-const MAX_FREE: usize = 256;
+const MAX_FREE: usize = 1024;
 
 /// Spare files in one directory, named `f.<n>`.
 pub(super) struct FilePool {
@@ -81,13 +82,26 @@ impl FilePool {
     /// Retire the file at `path`: renamed to a spare name, or deleted when the pool is
     /// full. False when there was no such file.
     pub(super) fn recycle(&self, path: &Path) -> io::Result<bool> {
+        match fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+            // Linked elsewhere too (a body kept in `corrupt/`): its content must stay.
+            Ok(meta) if std::os::unix::fs::MetadataExt::nlink(&meta) > 1 => {
+                return not_found_is_false(fs::remove_file(path));
+            }
+            Ok(_) => {}
+        }
         let result = {
             let free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
             if free.len() < MAX_FREE {
                 drop(free);
                 let n = self.next.fetch_add(1, Ordering::Relaxed);
                 let spare = self.dir.join(format!("f.{n}"));
-                fs::rename(path, &spare).map(|()| Some(spare))
+                fs::rename(path, &spare).and_then(|()| {
+                    // Emptied now: a spare holds no mail and no disk space.
+                    OpenOptions::new().write(true).open(&spare)?.set_len(0)?;
+                    Ok(Some(spare))
+                })
             } else {
                 fs::remove_file(path).map(|()| None)
             }
@@ -104,6 +118,14 @@ impl FilePool {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+fn not_found_is_false(result: io::Result<()>) -> io::Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
