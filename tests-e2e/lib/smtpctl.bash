@@ -418,8 +418,15 @@ check_log() {
 }
 
 check_other_verbs() {
-    expect_output "command succeeded" ctl trace smtp
-    expect_output "command succeeded" ctl untrace smtp
+    # A daemon may have no trace output for smtp (smtpd, the smol one, has none yet):
+    # then it must say so, and the test says it too.
+    if ctl trace smtp >"$TEST_DIR/out" 2>"$TEST_DIR/err"; then
+        [ "$(cat "$TEST_DIR/out")" = "command succeeded" ] || fail "trace smtp: $(cat "$TEST_DIR/out")"
+        expect_output "command succeeded" ctl untrace smtp
+    else
+        grep -q "no trace output for smtp" "$TEST_DIR/err" || fail "trace smtp: $(cat "$TEST_DIR/err")"
+        echo "note: this daemon has no trace output for smtp: $(cat "$TEST_DIR/err")"
+    fi
     expect_failure "command failed" ctl trace nosuchsubsystem
     ctl show routes >/dev/null || fail "show routes"
     ctl show hosts >/dev/null || fail "show hosts"
