@@ -132,10 +132,14 @@ fn print(response: Response) -> Result<(), String> {
     print_lines(smtpctl::render(&response)?)
 }
 
-/// The queue, or the daemon's refusal.
+/// The queue sorted by envelope id (so a message's envelopes are together, as
+/// OpenSMTPD lists them), or the daemon's refusal.
 fn queue(client: &mut ControlClient) -> Result<Vec<QueueRow>, String> {
     match ask(client, &Request::ShowQueue)? {
-        Response::Envelopes(rows) => Ok(rows),
+        Response::Envelopes(mut rows) => {
+            rows.sort_by_key(|r| r.id);
+            Ok(rows)
+        }
         other => smtpctl::render(&other).and(Err("smtpctl: unexpected answer".to_owned())),
     }
 }
