@@ -21,6 +21,8 @@
 #   LAT_N=20          latency samples per side
 #   SIDES="opensmtpd ours"   which servers to measure
 #   SMTPD             our binary (default: built here, release, into ${CARGO_TARGET_DIR:-target})
+#   SMTPCTL           its control client (default: smtpctl beside SMTPD, built if missing)
+#   DRAIN_N=$N  OPENSMTPD_DRAIN_N=1000   messages of the drain run (0: skip it)
 #   ANCHOR            default /work/shared/bench/anchor-opensmtpd.sh
 #   RESULTS_DIR       where the anchor's raw and summary files go (default: a new /tmp dir,
 #                     kept and named at the end)
@@ -38,13 +40,18 @@ mkdir -p "$RESULTS_DIR"
 
 [ "$(id -u)" = 0 ] || { echo "relay-vs-opensmtpd: run as root (the anchor needs it)" >&2; exit 2; }
 [ -x "$ANCHOR" ] || { echo "relay-vs-opensmtpd: no anchor script at $ANCHOR" >&2; exit 2; }
+target=${CARGO_TARGET_DIR:-target}
+case "$target" in /*) ;; *) target="$HERE/$target" ;; esac
 if [ -z "${SMTPD:-}" ]; then
     (cd "$HERE" && cargo build -q --release -p runtime-smol --bin smtpd)
-    target=${CARGO_TARGET_DIR:-target}
-    case "$target" in /*) ;; *) target="$HERE/$target" ;; esac
     SMTPD="$target/release/smtpd"
 fi
 [ -x "$SMTPD" ] || { echo "relay-vs-opensmtpd: no binary at $SMTPD" >&2; exit 2; }
+SMTPCTL=${SMTPCTL:-$(dirname "$SMTPD")/smtpctl}
+if [ ! -x "$SMTPCTL" ]; then
+    (cd "$HERE" && cargo build -q --release -p runtime-std --bin smtpctl)
+    SMTPCTL="$target/release/smtpctl"
+fi
 
 # Our server for the anchor's harness (WORK, MAILDIR, SMTPD_PORT, SINK_PORT set by it):
 # the anchor's OpenSMTPD configuration, in our words. benchuser@local.test (the latency
@@ -59,7 +66,7 @@ action "r" relay host smtp://127.0.0.1:\$SINK_PORT
 match from any for domain "relay.test" action "r"
 match from any for domain "local.test" action "local"
 CONF
-exec "$SMTPD" -d -f "\$WORK/ours.conf"
+exec "$SMTPD" -d -s "\$WORK/ours.sock" -f "\$WORK/ours.conf"
 CMD
 )
 
@@ -100,20 +107,55 @@ pick = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]
 print("n=%d median_ms=%.1f p90_ms=%.1f max_ms=%.1f" % (n, pick(0.5), pick(0.9), lags[-1]))
 PY
 
-# side TAG N [SERVER_CMD]: throughput then latency of one server, through the anchor.
+# The relay alone: with the MTA paused (`smtpctl pause mta`), N messages are queued
+# (smtp-load.sh, reused connections), then `resume mta` and the time until smtp-sink has
+# counted all of them. Args: N SMTPCTL [SOCKET-NAME in $WORK]; prints one line:
+# drain_n= landed= drain_s= drain_mps=.
+DRAIN="$RESULTS_DIR/drain.sh"
+cat >"$DRAIN" <<'SH'
+set -euo pipefail
+n=$1 ctl=("$2")
+[ -z "${3:-}" ] || ctl+=(-s "$WORK/$3")
+count() { local c; c=$(tail -c 256 "$SINKLOG" 2>/dev/null | tr '\r' '\n' | grep -o 'mesg=[0-9]*' | tail -n1 | cut -d= -f2 || true); echo "${c:-0}"; }
+"${ctl[@]}" pause mta >/dev/null
+REUSE_CONN=1 "$LOAD" 127.0.0.1 "$SMTPD_PORT" "$n" "$SESSIONS" 1024 relay.test >/dev/null
+sleep 1
+base=$(count)
+t0=$(date +%s.%N)
+"${ctl[@]}" resume mta >/dev/null
+deadline=$((SECONDS + 1800))
+while [ "$(count)" -lt $((base + n)) ] && [ $SECONDS -lt $deadline ]; do sleep 0.02; done
+t1=$(date +%s.%N)
+awk -v n="$n" -v got=$(($(count) - base)) -v a="$t0" -v b="$t1" \
+    'BEGIN{printf "drain_n=%d landed=%d drain_s=%.3f drain_mps=%.1f\n", n, got, b-a, got/(b-a)}'
+SH
+export LOAD=${LOAD:-$(dirname "$ANCHOR")/smtp-load.sh} SESSIONS
+DRAIN_N=${DRAIN_N:-$N}
+OPENSMTPD_DRAIN_N=${OPENSMTPD_DRAIN_N:-1000}
+
+# side TAG N DRAIN_N SMTPCTL [SOCKET-NAME]: throughput, latency and drain of one server, through the
+# anchor (SERVER_CMD in the environment, empty for OpenSMTPD).
 side() {
-    local tag=$1 n=$2
+    local tag=$1 n=$2 dn=$3
+    shift 3
     echo "== $tag: relay $n x 1 KiB to smtp-sink ($SESSIONS sessions, conn=$CONN, reps=$REPS)"
-    TAG=$tag RELAY_MATRIX="$n:$SESSIONS:$CONN" SERVER_CMD="${3:-}" "$ANCHOR" bench
+    TAG=$tag RELAY_MATRIX="$n:$SESSIONS:$CONN" "$ANCHOR" bench
     echo "== $tag: latency of a single message ($LAT_N samples)"
-    TAG=$tag SERVER_CMD="${3:-}" "$ANCHOR" latency
+    TAG=$tag "$ANCHOR" latency
     echo "== $tag: acceptance (250) -> sink, probe ($LAT_N samples)"
-    TAG=$tag SERVER_CMD="${3:-}" "$ANCHOR" run /usr/bin/python3 "$PROBE" "$LAT_N" |
-        tee "$RESULTS_DIR/$tag-probe.txt"
+    TAG=$tag "$ANCHOR" run /usr/bin/python3 "$PROBE" "$LAT_N" | tee "$RESULTS_DIR/$tag-probe.txt"
+    if [ "$dn" -gt 0 ]; then
+        echo "== $tag: drain of $dn queued messages (mta paused, then resumed)"
+        TAG=$tag "$ANCHOR" run bash "$DRAIN" "$dn" "$@" | tee "$RESULTS_DIR/$tag-drain.txt"
+    fi
 }
 
-case " $SIDES " in *" opensmtpd "*) side opensmtpd "$OPENSMTPD_N" ;; esac
-case " $SIDES " in *" ours "*) side ours-smtpd "$N" "$SERVER_CMD" ;; esac
+case " $SIDES " in *" opensmtpd "*)
+    SERVER_CMD= side opensmtpd "$OPENSMTPD_N" "$OPENSMTPD_DRAIN_N" /usr/sbin/smtpctl ;;
+esac
+case " $SIDES " in *" ours "*)
+    SERVER_CMD=$SERVER_CMD side ours-smtpd "$N" "$DRAIN_N" "$SMTPCTL" ours.sock ;;
+esac
 
 # ---- summary from the anchor's files (newest of each kind)
 newest() { ls -t "$RESULTS_DIR"/$1 2>/dev/null | head -n1; }
@@ -143,7 +185,9 @@ echo "   250 and QUIT -> counted by the sink (the latter is acceptance -> sink; 
 echo "   the harness's polling of smtp-sink's counter, a few ms)"
 printf '%-12s %8s ms / %8s ms\n' OpenSMTPD "$(lat opensmtpd 4)" "$(lat opensmtpd 5)" \
     ours "$(lat ours-smtpd 4)" "$(lat ours-smtpd 5)"
-probe() { [ -f "$RESULTS_DIR/$1-probe.txt" ] && tail -n1 "$RESULTS_DIR/$1-probe.txt" || echo -; }
+last() { [ -f "$RESULTS_DIR/$1" ] && tail -n1 "$RESULTS_DIR/$1" || echo -; }
 echo "== one relayed message, the probe: 250 -> counted by the sink"
-printf '%-12s %s\n' OpenSMTPD "$(probe opensmtpd)" ours "$(probe ours-smtpd)"
+printf '%-12s %s\n' OpenSMTPD "$(last opensmtpd-probe.txt)" ours "$(last ours-smtpd-probe.txt)"
+echo "== the relay alone: queued with the MTA paused, then drained to smtp-sink"
+printf '%-12s %s\n' OpenSMTPD "$(last opensmtpd-drain.txt)" ours "$(last ours-smtpd-drain.txt)"
 echo "(target: ours >= 1500 msg/s, <= 20 ms; raw files in $RESULTS_DIR)"
