@@ -424,7 +424,10 @@ fn sendmail_options() {
     assert!(o.ignore_dots && !o.extract);
     assert_eq!(o.from.as_deref(), Some("alice"));
     assert_eq!(o.recipients, ["-dash"]);
-    let o = sendmail::parse_args(&args("-ti -N success,failure -R hdrs -V id -Ex -S bob")).unwrap();
+    let o = sendmail::parse_args(&args(
+        "-ti -N success,failure -R hdrs -V id -Ex -d0.1 -S bob",
+    ))
+    .unwrap();
     assert!(o.extract && o.ignore_dots, "grouped flags");
     assert_eq!(o.recipients, ["bob"], "DSN options take their value");
     assert_eq!(
@@ -683,4 +686,52 @@ fn quoted_printable_encoding() {
     let text = String::from_utf8(wide).unwrap();
     assert!(text.lines().all(|l| l.len() <= 76), "{text}");
     assert_eq!(text.replace("=\n", ""), "=FF".repeat(100));
+}
+
+#[test]
+fn queue_lines_keep_their_shape_whatever_the_fields_hold() {
+    let mut nasty: Vec<String> = (0u8..0x20).map(|b| format!("a{}b", b as char)).collect();
+    nasty.extend(
+        ["|", "\\", "x|y|z", "\u{7f}", "é|\u{85}", "", " "]
+            .iter()
+            .map(|s| (*s).to_owned()),
+    );
+    for s in &nasty {
+        let r = QueueRow {
+            family: s.clone(),
+            flags: s.clone(),
+            sender: s.clone(),
+            original_recipient: s.clone(),
+            recipient: s.clone(),
+            runstate: s.clone(),
+            error: s.clone(),
+            ..row()
+        };
+        let line = smtpctl::queue_line(&r);
+        assert_eq!(line.split('|').count(), 14, "{s:?}: {line:?}");
+        assert!(!line.chars().any(char::is_control), "{s:?}: {line:?}");
+    }
+}
+
+#[test]
+fn prepared_messages_end_with_the_original_body() {
+    let o = Options {
+        recipients: vec!["bob@example.com".to_owned()],
+        ..Options::default()
+    };
+    let bodies: [&[u8]; 5] = [b"hi\n", b"", b"no newline", b"\r\n\r\n", b". \n..\n"];
+    for body in bodies {
+        for head in [&b""[..], b"Subject: s\n\n", b"Subject: s\r\n\r\n"] {
+            let message = [head, body].concat();
+            let sub = sendmail::prepare(&o, &message, &origin()).unwrap();
+            assert!(
+                sub.message.ends_with(body),
+                "{message:?} -> {:?}",
+                sub.message
+            );
+            let text = String::from_utf8_lossy(&sub.message);
+            assert!(text.starts_with("From: "), "{text:?}");
+            assert!(text.contains("\nDate: ") && text.contains("\nMessage-ID: "));
+        }
+    }
 }

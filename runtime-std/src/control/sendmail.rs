@@ -46,9 +46,11 @@ const WITH_VALUE: &[char] = &[
     'A', 'B', 'b', 'C', 'e', 'F', 'f', 'h', 'L', 'N', 'o', 'p', 'R', 'r', 'V', 'X',
 ];
 
-/// Options without a value, accepted and ignored (`E` and `J` take an optional
-/// attached value, ignored with them).
-const IGNORED: &[char] = &['d', 'E', 'G', 'J', 'm', 'n', 'S', 'U', 'v', 'x'];
+/// Options without a value, accepted and ignored.
+const IGNORED: &[char] = &['G', 'm', 'n', 'S', 'U', 'v', 'x'];
+
+/// Options with an optional attached value (`-d0.1`, `-Efoo`), ignored with it.
+const OPTIONAL_VALUE: &[char] = &['d', 'E', 'J'];
 
 /// Parses sendmail's arguments (after the program name). Flags may be grouped (`-ti`);
 /// arguments that are not options are recipients, wherever they are; `--` ends the
@@ -89,7 +91,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
             match letter {
                 't' => o.extract = true,
                 'i' => o.ignore_dots = true,
-                'E' | 'J' => break,
+                c if OPTIONAL_VALUE.contains(&c) => break,
                 c if IGNORED.contains(&c) => {}
                 'q' => return Err("-q (running the queue) is not supported".to_owned()),
                 other => return Err(format!("-{other} is not supported")),

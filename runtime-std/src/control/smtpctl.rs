@@ -384,7 +384,7 @@ pub fn queue_line(row: &QueueRow) -> String {
         row.id,
         queue_field(&row.family),
         queue_field(&row.kind),
-        queue_flags(&row.flags),
+        queue_field(&queue_flags(&row.flags)),
         address(&row.sender),
         address(&row.original_recipient),
         address(&row.recipient),
