@@ -9,8 +9,8 @@
 //! - seams on an async executor call [`decide`] and wait for a [`Decision::Delay`] on
 //!   their own timer instead of blocking the thread.
 //!
-//! Without a plan installed every call is a relaxed atomic load that says "proceed", so
-//! the seams cost nothing in normal operation. Effects are numbered per kind in the order
+//! Without a plan installed every call is one atomic load that says "proceed", so the
+//! seams cost nothing in normal operation. Effects are numbered per kind in the order
 //! the seams ask, which across threads depends on scheduling: a daemon's run is
 //! reproducible in its fault rate and kinds, not exactly; the in-memory simulation
 //! (mta-core/tests/simulation.rs) is the exact replay.
