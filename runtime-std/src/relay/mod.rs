@@ -176,7 +176,7 @@ pub(crate) enum Listing {
 
 /// Threads that hand results to the report callback: the engine's side of a result can
 /// wait for the disk (queue files are removed), so several run side by side.
-pub const REPORTERS: usize = 4;
+pub const REPORTERS: usize = 8;
 
 /// How long a control request waits for the agent thread's answer.
 const SHOW_TIMEOUT: Duration = Duration::from_secs(5);
