@@ -8,7 +8,8 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::unix::io::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use std::thread::ThreadId;
 
 use smtp_proto::server::{Answer, ReqId};
 
@@ -54,6 +55,11 @@ pub struct Mailbox {
     event_fd: RawFd,
     /// Whether a push must write the descriptor (the reader is, or may be, waiting).
     armed: AtomicBool,
+    /// The descriptor was written since the last reset.
+    signalled: AtomicBool,
+    /// The thread that reads with [`Mailbox::take`]: its own pushes need no wake-up, since
+    /// it takes the notes before it waits.
+    reader: OnceLock<ThreadId>,
 }
 
 impl Mailbox {
@@ -72,6 +78,8 @@ impl Mailbox {
             notes: Mutex::new(VecDeque::new()),
             event_fd: fd,
             armed: AtomicBool::new(true),
+            signalled: AtomicBool::new(false),
+            reader: OnceLock::new(),
         })
     }
 
@@ -80,7 +88,9 @@ impl Mailbox {
         if let Ok(mut notes) = self.notes.lock() {
             notes.push_back(note);
         }
-        if !self.armed.load(Ordering::SeqCst) {
+        if !self.armed.load(Ordering::SeqCst)
+            || self.reader.get() == Some(&std::thread::current().id())
+        {
             return;
         }
         let one: u64 = 1;
@@ -88,14 +98,17 @@ impl Mailbox {
         unsafe {
             libc::write(self.event_fd, (&one as *const u64).cast(), 8);
         }
+        // Only after the write: a reader that saw the flag must find the descriptor set.
+        self.signalled.store(true, Ordering::SeqCst);
     }
 
-    /// Take every waiting note, oldest first, and reset the wake-up descriptor.
+    /// Take every waiting note, oldest first, and reset the wake-up descriptor. The first
+    /// thread to call it is the mailbox's reader: it must call it again before each wait
+    /// (its own pushes do not write the descriptor).
     pub fn take(&self) -> VecDeque<Note> {
-        let mut counter: u64 = 0;
-        // SAFETY: reading 8 bytes into a u64 we own from our own eventfd (non-blocking).
-        unsafe {
-            libc::read(self.event_fd, (&mut counter as *mut u64).cast(), 8);
+        let _ = self.reader.get_or_init(|| std::thread::current().id());
+        if self.signalled.swap(false, Ordering::SeqCst) {
+            self.reset();
         }
         match self.notes.lock() {
             Ok(mut notes) => std::mem::take(&mut *notes),
@@ -128,6 +141,7 @@ impl Mailbox {
 
     /// Reset the descriptor after it woke the reader.
     pub fn reset(&self) {
+        self.signalled.store(false, Ordering::SeqCst);
         let mut counter: u64 = 0;
         // SAFETY: reading 8 bytes into a u64 we own from our own eventfd (non-blocking).
         unsafe {
@@ -178,6 +192,25 @@ mod tests {
         ));
         assert!(!readable(mailbox.fd()), "taking resets the wake-up");
         assert!(mailbox.take().is_empty());
+    }
+
+    #[test]
+    fn the_readers_own_pushes_do_not_wake_it() {
+        let mailbox = std::sync::Arc::new(Mailbox::new().expect("eventfd"));
+        assert!(mailbox.take().is_empty());
+        mailbox.push(Note::Shutdown);
+        assert!(!readable(mailbox.fd()), "the reader takes its own notes");
+        assert_eq!(mailbox.take().len(), 1);
+        let other = std::sync::Arc::clone(&mailbox);
+        std::thread::spawn(move || other.push(Note::Shutdown))
+            .join()
+            .expect("pusher");
+        assert!(
+            readable(mailbox.fd()),
+            "another thread's push wakes the reader"
+        );
+        assert_eq!(mailbox.take().len(), 1);
+        assert!(!readable(mailbox.fd()));
     }
 
     #[test]
