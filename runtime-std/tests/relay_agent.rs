@@ -378,3 +378,50 @@ fn show_marks_a_refusing_host_broken_and_its_route_disabled() {
     );
     assert!(hosts[0].contains("error=\""), "{hosts:?}");
 }
+
+#[test]
+fn jobs_carry_the_action_options_and_a_message_keeps_one_source() {
+    let text = "table sources { \"192.0.2.1\", \"192.0.2.2\" }\n\
+        table names { \"192.0.2.1\" = \"one.example\", \"192.0.2.2\" = \"two.example\" }\n\
+        table broken { \"not-an-address\" }\n\
+        action \"out\" relay host smtp+tls://smarthost.test src <sources> helo-src <names> \
+        mail-from \"bounces@relay.test\" tls no-verify\n\
+        action \"bad\" relay src <broken>\n\
+        match from any for any action \"out\"\n";
+    let config =
+        mta_core::config::parse(text, "opts.conf", &[], &mut |_| Err("no files".into())).unwrap();
+    let job = |id: u64, action: &str| {
+        let mut env = envelope(id, "a@dest.test", DsnParams::default());
+        env.delivery = DeliveryKind::Relay {
+            action: action.into(),
+        };
+        RelayJob::for_envelope(&env, &config, "relay.test")
+    };
+    let first = job(0x0000_0001_0000_0001, "out").unwrap();
+    let same_message = job(0x0000_0001_0000_0002, "out").unwrap();
+    let next_message = job(0x0000_0002_0000_0001, "out").unwrap();
+    assert_eq!(first.route, same_message.route, "one message, one route");
+    assert_ne!(
+        first.route.src, next_message.route.src,
+        "messages take turns"
+    );
+    for job in [&first, &next_message] {
+        let expected = match job.route.src.map(|ip| ip.to_string()).as_deref() {
+            Some("192.0.2.1") => "one.example",
+            Some("192.0.2.2") => "two.example",
+            other => panic!("source {other:?}"),
+        };
+        assert_eq!(job.route.helo.as_deref(), Some(expected));
+        assert_eq!(job.route.mail_from.as_deref(), Some("bounces@relay.test"));
+        assert_eq!(
+            job.route.tls,
+            mta_core::routing::TlsPolicy::Required { verify: false }
+        );
+    }
+    match job(0x0000_0003_0000_0001, "bad") {
+        Err(Outcome::TempFail(failure)) => {
+            assert!(failure.text.contains("not-an-address"), "{failure:?}")
+        }
+        other => panic!("an unusable src table defers: {other:?}"),
+    }
+}
