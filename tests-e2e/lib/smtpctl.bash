@@ -482,6 +482,13 @@ check_stats() {
     [ "$(stat_value scheduler.delivery.ok)" = "$delivered" ] \
         || fail "scheduler.delivery.ok=$(stat_value scheduler.delivery.ok), $delivered delivered"
     [ "$(stat_value scheduler.delivery.tempfail)" -ge 3 ] || fail "tempfail count: $stats"
+    local accepted sessions
+    accepted=$(grep -c "message accepted" "$TEST_DIR/server.log")
+    sessions=$(grep -c "smtp-in: session [0-9a-f]*: connected from" "$TEST_DIR/server.log")
+    [ "$(stat_value smtp.message)" = "$accepted" ] \
+        || fail "smtp.message=$(stat_value smtp.message), $accepted accepted in the log"
+    [ "$(stat_value smtp.session.new)" = "$sessions" ] \
+        || fail "smtp.session.new=$(stat_value smtp.session.new), $sessions sessions in the log"
     [ "$(stat_value scheduler.envelope)" = 0 ] || fail "scheduler.envelope: $stats"
     [ "$(stat_value smtp.session)" = 0 ] || fail "smtp.session with no client: $stats"
     # An idle client counts while it is connected.
@@ -498,7 +505,7 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as s:
         assert time.time() < deadline, out
         time.sleep(0.1)
 PY
-    echo "ok: show stats: sorted key=value lines, uptime, $delivered deliveries counted, sessions counted"
+    echo "ok: show stats: sorted key=value lines, uptime, $delivered deliveries, $accepted messages and $sessions sessions counted"
 
     wait_until 5 stat_is smtp.session 0 || fail "the client's session still counted"
     timeout 3.5 "$CTL" -s "$SOCKET" monitor >"$TEST_DIR/monitor" 2>&1 || true
