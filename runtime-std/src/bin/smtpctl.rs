@@ -64,30 +64,33 @@ fn failed(message: &str) -> ExitCode {
 }
 
 fn run(socket: &Path, command: &Command) -> ExitCode {
-    if let Command::Encrypt(args) = command {
-        return runtime_std::auth::encrypt_command(args);
-    }
-    if let Command::Sendmail(args) = command {
-        return submit(socket, args);
-    }
-    let mut client = match connect(socket) {
-        Ok(c) => c,
-        Err(e) => return failed(&e),
-    };
     let result = match command {
-        Command::Monitor => return monitor(&mut client),
-        Command::Request(request) => ask(&mut client, request).and_then(print),
-        Command::ShowQueue(filter) => queue(&mut client).and_then(|rows| {
-            let target = filter.map_or(Target::All, Target::Message);
-            print_lines(
-                rows.iter()
-                    .filter(|r| smtpctl::row_matches(r, target))
-                    .map(smtpctl::queue_line),
-            )
-        }),
-        Command::ShowMessage(target) => show_message(&mut client, *target),
-        Command::Envelopes(verb, target) => envelopes(&mut client, *verb, *target),
-        Command::Encrypt(_) | Command::Sendmail(_) => Ok(()),
+        Command::Encrypt(args) => return runtime_std::auth::encrypt_command(args),
+        Command::Sendmail(args) => return submit(socket, args),
+        Command::Monitor => {
+            return connect(socket).map_or_else(|e| failed(&e), |mut c| monitor(&mut c))
+        }
+        Command::Request(request) => connect(socket)
+            .and_then(|mut c| ask(&mut c, request))
+            .and_then(print),
+        Command::ShowQueue(filter) => {
+            connect(socket)
+                .and_then(|mut c| queue(&mut c))
+                .and_then(|rows| {
+                    let target = filter.map_or(Target::All, Target::Message);
+                    print_lines(
+                        rows.iter()
+                            .filter(|r| smtpctl::row_matches(r, target))
+                            .map(smtpctl::queue_line),
+                    )
+                })
+        }
+        Command::ShowMessage(target) => {
+            connect(socket).and_then(|mut c| show_message(&mut c, *target))
+        }
+        Command::Envelopes(verb, target) => {
+            connect(socket).and_then(|mut c| envelopes(&mut c, *verb, *target))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
