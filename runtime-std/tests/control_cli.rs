@@ -735,3 +735,23 @@ fn prepared_messages_end_with_the_original_body() {
         }
     }
 }
+
+#[test]
+fn connection_errors_say_what_is_wrong() {
+    use std::io::{Error, ErrorKind};
+    let path = std::path::Path::new("/run/x.sock");
+    let gone = smtpctl::connect_error(path, &Error::from(ErrorKind::NotFound));
+    assert!(
+        gone.starts_with("smtpd doesn't seem to be running: cannot connect to /run/x.sock"),
+        "{gone}"
+    );
+    let refused = smtpctl::connect_error(path, &Error::from(ErrorKind::ConnectionRefused));
+    assert!(refused.contains("doesn't seem to be running"), "{refused}");
+    let denied = smtpctl::connect_error(path, &Error::from(ErrorKind::PermissionDenied));
+    assert!(
+        denied.starts_with("cannot connect to /run/x.sock: permission denied"),
+        "{denied}"
+    );
+    let other = smtpctl::connect_error(path, &Error::other("boom"));
+    assert_eq!(other, "cannot connect to /run/x.sock: boom");
+}

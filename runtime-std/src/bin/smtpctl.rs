@@ -99,12 +99,8 @@ fn run(socket: &Path, command: &Command) -> ExitCode {
 }
 
 fn connect(socket: &Path) -> Result<ControlClient, String> {
-    ControlClient::connect(socket).map_err(|e| {
-        format!(
-            "smtpctl: smtpd doesn't seem to be running: cannot connect to {}: {e}",
-            socket.display()
-        )
-    })
+    ControlClient::connect(socket)
+        .map_err(|e| format!("smtpctl: {}", smtpctl::connect_error(socket, &e)))
 }
 
 fn ask(client: &mut ControlClient, request: &Request) -> Result<Response, String> {
@@ -280,9 +276,8 @@ fn submit(socket: &Path, args: &[String]) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
-                "sendmail: smtpd doesn't seem to be running: cannot connect to {}: {e}; \
-                 message not sent",
-                socket.display()
+                "sendmail: {}; message not sent",
+                smtpctl::connect_error(socket, &e)
             );
             return ExitCode::from(EX_TEMPFAIL);
         }

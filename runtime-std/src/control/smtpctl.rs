@@ -3,7 +3,8 @@
 //! queue lines, `key=value` counters with `uptime.human`, `MDA running`, `2 envelopes
 //! scheduled`, and the `monitor` table.
 
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use mta_core::control::{Agent, QueueRow, Request, Response};
 use mta_core::queue::{EnvelopeId, MessageId};
@@ -263,6 +264,22 @@ pub fn target(s: &str) -> Result<Target, String> {
     s.parse::<MessageId>()
         .map(Target::Message)
         .map_err(|_| format!("invalid id: {s}"))
+}
+
+/// Why the control socket at `path` could not be reached, for the user: no daemon (no
+/// socket, or nobody listening), or a socket this user may not open.
+pub fn connect_error(path: &Path, error: &io::Error) -> String {
+    let path = path.display();
+    match error.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+            format!("smtpd doesn't seem to be running: cannot connect to {path}: {error}")
+        }
+        io::ErrorKind::PermissionDenied => format!(
+            "cannot connect to {path}: permission denied (the daemon's socket admits only \
+             its own user when it does not run as root)"
+        ),
+        _ => format!("cannot connect to {path}: {error}"),
+    }
 }
 
 /// Whether queue row `row` is one of the envelopes `target` names.
