@@ -16,6 +16,11 @@
 //! session ([`Input::SessionOutcome`]) and definite DNS answers ([`MxError`]: Null MX,
 //! NXDOMAIN, loopback) do.
 //!
+//! The route of an envelope comes from its `relay` action ([`route_for_envelope`]: relay
+//! host or per-domain relay table, source address, EHLO name, TLS policy, CA, client
+//! certificate, credentials label, MAIL FROM). [`show_routes`] and [`show_hosts`] render
+//! the router's state for `smtpctl show routes` and `show hosts`.
+//!
 //! Machine shape: [`Router::handle`], [`Router::poll_action`], [`Router::poll_timeout`].
 //! The engine wires [`Action::Resolve`] to [`MxResolver`] (`MxInput::Resolve`) and its
 //! `MxAction::Resolved` back as [`Input::Resolved`]; it runs a client session per
