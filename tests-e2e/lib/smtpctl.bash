@@ -364,7 +364,9 @@ PY
     expect_failure "not supported" "$TEST_DIR/bin/sendmail" -bs
     "$TEST_DIR/bin/newaliases" 2>"$TEST_DIR/err" || fail "newaliases failed"
     grep -q "aliases" "$TEST_DIR/err" || fail "newaliases said: $(cat "$TEST_DIR/err")"
-    echo "ok: sendmail errors (no recipients, no daemon, -bs) exit non-zero; newaliases explains"
+    "$TEST_DIR/bin/sendmail" -bi 2>"$TEST_DIR/err" </dev/null || fail "sendmail -bi failed"
+    grep -q "aliases" "$TEST_DIR/err" || fail "sendmail -bi said: $(cat "$TEST_DIR/err")"
+    echo "ok: sendmail errors (no recipients, no daemon, -bs) exit non-zero; newaliases and -bi explain"
 }
 
 check_update_table() {
