@@ -3,8 +3,8 @@
 //! A [`RelayAgent`] owns one thread that runs the pure [`Router`] and [`MxResolver`] of
 //! `mta_core::routing`, with the wall clock as their time. Envelopes come in with
 //! [`RelayAgent::submit`] (a [`RelayJob`]: route, sender, recipient, message id); the
-//! router asks for MX sets (sent as DNS datagrams by [`dns`]), opens connections (one
-//! thread each, driving smtp-proto's `ClientSession`, see [`session`]) and hands them
+//! router asks for MX sets (sent as DNS datagrams by the `dns` module), opens connections (one
+//! thread each, driving smtp-proto's `ClientSession`, see the `session` module) and hands them
 //! messages; each envelope's result goes to the report callback given at start, which
 //! the engine host turns into `Input::DeliveryResult`. The callback runs on reporting
 //! threads of their own (`relay-report`, [`REPORTERS`] of them, each message's results on
@@ -16,7 +16,7 @@
 //! loopback addresses are refused (RFC 5321 §5.1: a loop), except when `mta resolver`
 //! or `mta mx-port` is configured: those are test setups whose sinks listen on
 //! 127.0.0.x. An explicit `relay host` may always be loopback. A route with a `src`
-//! binds its sockets to that address (see [`connect`]).
+//! binds its sockets to that address (the `connect` module).
 
 mod body;
 mod connect;
@@ -66,8 +66,9 @@ pub struct RelayJob {
     pub recipient: String,
     /// NOTIFY, ORCPT, RET and ENVID to pass on (RFC 3461 §4).
     pub dsn: DsnParams,
-    /// The credentials of the route's label (`relay host smtp+tls://LABEL@host auth
-    /// <table>`), from the action's credentials table.
+    /// The credentials of the route's label
+    /// (`relay host smtp+tls://LABEL@host auth <table>`), from the action's credentials
+    /// table.
     pub credentials: Option<RelayCredentials>,
 }
 
