@@ -46,6 +46,20 @@ pub(crate) fn connect(
     }
     // SAFETY: fd is a fresh descriptor that nothing else owns; OwnedFd closes it on error.
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Leave the choice of the local port to connect(), which knows the destination: a
+    // port is then shared by connections to different exchangers instead of each bind
+    // taking one of the ephemeral range (best effort: older kernels lack the option).
+    let yes: libc::c_int = 1;
+    // SAFETY: yes is a valid c_int for the whole call, and its size is given.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            std::ptr::from_ref(&yes).cast::<libc::c_void>(),
+            libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4),
+        );
+    }
     let (local, local_len) = sockaddr(SocketAddr::new(src, 0));
     // SAFETY: local is a valid sockaddr of local_len bytes for the whole call.
     let bound = unsafe {
