@@ -2,14 +2,14 @@
 //! journal commits of their fsyncs and the fsync of `queue/` between every message of a
 //! batch.
 //!
-//! A batch is every request waiting when the thread gets to it (up to `max_batch`). For
-//! each batch: the writeback of every message's files is started at once (so their blocks
-//! land in one journal transaction), then they are fsynced (by the sender's thread for
-//! [`GroupCommitter::commit`]; here otherwise, where every fsync after the first finds its
-//! transaction committed already), each envelope file is renamed to its final name (the
-//! commit), `queue/` is fsynced once, and then every completion is called. If that last
-//! fsync fails, the batch's messages are taken back out of the queue and every sender
-//! gets the error.
+//! A message's own files (body, envelope file) are fsynced by the sender's thread
+//! ([`GroupCommitter::commit`], [`GroupCommitter::sync_then_submit`]), so that concurrent
+//! senders' fsyncs overlap in the kernel, or else by the committer thread
+//! ([`GroupCommitter::submit`]). A batch is every request waiting when the committer gets
+//! to it (up to `max_batch`): the files not synced yet are, each envelope file is renamed
+//! to its final name (the commit), `queue/` is fsynced once, and then every completion is
+//! called. If that last fsync fails, the batch's messages are taken back out of the queue
+//! and every sender gets the error.
 
 use super::incoming::PreparedCommit;
 use super::{IncomingMessage, Spool};

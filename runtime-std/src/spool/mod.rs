@@ -92,7 +92,7 @@ pub trait SpoolFaults: Send + Sync {
 /// A queued message found at [`Spool::open`], with its envelope records for the engine.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct QueuedMessage {
-    /// The message id (the directory name under `queue/`).
+    /// The message id (`queue/m.<msgid>`, `queue/e.<msgid>`).
     pub msgid: String,
     /// Every envelope record, as `(evpid, record bytes)`, sorted by evpid.
     pub envelopes: Vec<(String, Vec<u8>)>,
@@ -105,7 +105,8 @@ pub struct Recovered {
     pub messages: Vec<QueuedMessage>,
     /// Incoming messages that were never committed and were discarded.
     pub discarded_incoming: Vec<String>,
-    /// Queued messages moved to `corrupt/` because their message file was missing.
+    /// Queued messages moved to `corrupt/` because their body was missing or their
+    /// envelope file could not be read back.
     pub corrupt: Vec<String>,
 }
 
