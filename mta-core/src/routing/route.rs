@@ -93,7 +93,8 @@ pub fn route_for(relay: &RelayOptions, domain: &str, hostname: &str) -> RouteKey
 ///
 /// - `domain <table>`: the relay URL the table maps the recipient domain to (keys may
 ///   hold `*` wildcards, the first match wins) replaces `host`; a domain the table does
-///   not hold goes to its MXs.
+///   not hold goes where the action sends it without the table (its `host`, or the
+///   domain's MXs).
 /// - `src <address | table>`: the source address, one of the table's, chosen by `spread`
 ///   (the caller passes the message id, so that every envelope of a message shares one
 ///   source and successive messages take the addresses in turn).
