@@ -155,6 +155,26 @@ impl Harness {
             .router
             .poll_timeout()
             .is_none_or(|t| t > UnixTime::EPOCH));
+        self.check_listings();
+    }
+
+    /// `show routes` and `show hosts` agree with the router's counts: the routes' waiting
+    /// envelopes and sessions, and the hosts' sessions.
+    fn check_listings(&self) {
+        let field = |line: &str, name: &str| -> usize {
+            line.split(' ')
+                .find_map(|word| word.strip_prefix(name))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+        };
+        let routes = crate::routing::show_routes(&self.router, self.now);
+        let queued: usize = routes.iter().map(|l| field(l, "queued=")).sum();
+        let sessions: usize = routes.iter().map(|l| field(l, "nconn=")).sum();
+        assert_eq!(queued, self.router.queued(), "{routes:?}");
+        assert_eq!(sessions, self.router.connections(), "{routes:?}");
+        let hosts = crate::routing::show_hosts(&self.router, self.now);
+        let host_sessions: usize = hosts.iter().map(|l| field(l, "nconn=")).sum();
+        assert_eq!(host_sessions, self.router.connections(), "{hosts:?}");
     }
 
     fn report(&mut self, ids: &[EnvelopeId]) {
