@@ -773,3 +773,47 @@ fn the_cooldown_doubles_with_repeated_breaks_and_resets_on_success() {
         .iter()
         .any(|l| l.contains("MX marked broken") && l.ends_with("for 60s")));
 }
+
+#[test]
+fn an_administrator_retry_lifts_the_cooldown_but_keeps_the_break_count() {
+    let config = RouterConfig {
+        broken_after: 1,
+        broken_cooldown: Duration::from_secs(60),
+        ..RouterConfig::default()
+    };
+    let mut h = Harness::new(config);
+    h.envelope("example.org", env(1, 1));
+    let mut pending = connects(&h.resolved("example.org", Ok(set(&[(10, &[("a", 1)])]))));
+    while let Some((conn, _)) = pending.pop() {
+        let actions = h.feed(Input::ConnectResult {
+            conn,
+            result: Err("Connection refused".into()),
+        });
+        pending.extend(connects(&actions));
+    }
+    // Within the cool-down the route stays disabled...
+    h.advance(5);
+    assert_eq!(
+        temp_failed(&h.envelope("example.org", env(1, 1))),
+        vec![env(1, 1)]
+    );
+    // ...until `smtpctl schedule` asks for a retry now.
+    h.feed(Input::RetryNow);
+    assert!(logs(&h.actions)
+        .iter()
+        .any(|l| l.starts_with("smtp-out: retry requested")));
+    let retried = connects(&h.envelope("example.org", env(1, 1)));
+    assert_eq!(retried.len(), 1);
+    // Failing again breaks it at once, for twice as long.
+    let actions = h.feed(Input::ConnectResult {
+        conn: retried[0].0,
+        result: Err("Connection refused".into()),
+    });
+    assert_eq!(temp_failed(&actions), vec![env(1, 1)]);
+    h.advance(100);
+    assert_eq!(
+        temp_failed(&h.envelope("example.org", env(1, 1))),
+        vec![env(1, 1)],
+        "the second break lasts 120 s"
+    );
+}

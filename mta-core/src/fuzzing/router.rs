@@ -327,10 +327,15 @@ impl Harness {
                 self.feed(Input::ConnectionClosed { conn, error });
             }
             5 => {
-                self.now = self
-                    .now
-                    .saturating_add(Duration::from_secs(u64::from(script.byte()) * 4));
-                self.feed(Input::Tick);
+                let step = script.byte();
+                if step == 0xff {
+                    self.feed(Input::RetryNow);
+                } else {
+                    self.now = self
+                        .now
+                        .saturating_add(Duration::from_secs(u64::from(step) * 4));
+                    self.feed(Input::Tick);
+                }
             }
             6 => {
                 let Some(conn) = self.pick_conn(script, |s| *s == Session::Closing) else {

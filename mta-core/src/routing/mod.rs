@@ -385,6 +385,10 @@ pub enum Input {
     },
     /// Time passed (see [`Router::poll_timeout`]).
     Tick,
+    /// An administrator asked for the queue to be tried now (`smtpctl schedule`): every
+    /// MX cool-down and route disabling ends, so the next envelopes try every MX again.
+    /// The count of breaks is kept: an MX that fails again is broken for twice as long.
+    RetryNow,
 }
 
 /// One action of the router.

@@ -148,6 +148,7 @@ impl Router {
             Input::SessionOutcome { conn, results } => self.session_outcome(conn, results, now),
             Input::ConnectionClosed { conn, error } => self.closed(conn, error, now),
             Input::Tick => self.tick(now),
+            Input::RetryNow => self.retry_now(),
         }
         self.pump(now);
     }
@@ -517,6 +518,17 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// Ends every cool-down and every route disabling ([`Input::RetryNow`]).
+    fn retry_now(&mut self) {
+        for host in self.hosts.values_mut() {
+            host.broken_until = None;
+        }
+        for route in self.routes.values_mut() {
+            route.disabled_until = None;
+        }
+        self.log("smtp-out: retry requested: MX cool-downs and disabled routes lifted".to_owned());
     }
 
     /// Records that the route found every MX broken: one more penalty, and disabled

@@ -164,6 +164,8 @@ pub(crate) enum Event {
     Log(String),
     /// Render the router's state for the control socket.
     Show(Listing, Sender<Vec<String>>),
+    /// `smtpctl schedule`: lift MX cool-downs and disabled routes.
+    RetryNow,
 }
 
 /// Which of the router's listings to render.
@@ -277,6 +279,15 @@ impl RelayAgent {
         self.show(Listing::Hosts)
     }
 
+    /// `smtpctl schedule`: the administrator wants the queue tried now, so MX cool-downs
+    /// and disabled routes end ([`RouterInput::RetryNow`]). Call it before the envelopes
+    /// are handed out again: the agent takes its events in order.
+    pub fn retry_now(&self) {
+        if let Ok(events) = self.events.lock() {
+            let _ = events.send(Event::RetryNow);
+        }
+    }
+
     fn show(&self, listing: Listing) -> Vec<String> {
         let (tx, rx) = channel();
         let sent = self
@@ -367,6 +378,7 @@ impl Agent {
             }
             Event::Dns(input) => self.mx.handle(MxInput::Dns(input), now),
             Event::Log(line) => self.log.info(&line),
+            Event::RetryNow => self.router.handle(RouterInput::RetryNow, now),
             Event::Show(listing, answer) => {
                 let lines = match listing {
                     Listing::Routes => show_routes(&self.router, now),

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mta_core::control::{Effect, Response, Submission};
-use mta_core::engine::{Engine, Input};
+use mta_core::engine::{Control, Engine, Input};
 use mta_core::table::{Table, TableSource};
 use mta_core::time::UnixTime;
 use smtp_proto::server::ServerConfig;
@@ -227,6 +227,12 @@ impl DaemonAccess for DaemonControl {
     }
 
     fn feed(&self, input: Input) {
+        if let Input::Control(Control::Schedule(_)) = &input {
+            // An explicit schedule means "try now": MXs in a cool-down are tried too.
+            if let Some(agent) = self.host.relay_agent() {
+                agent.retry_now();
+            }
+        }
         self.host.feed(input);
     }
 
