@@ -53,6 +53,12 @@ impl DnsTransport {
     /// Carry out one send of the resolver; a failed send is left to the resolver's
     /// timeout, which tries the next server.
     pub(crate) fn send(&self, action: dns::Action) {
+        // Monkey mode: a dropped query, which the resolver's timeout retries.
+        if let crate::monkey::Decision::Fail(_) =
+            crate::monkey::decide(mta_core::faults::Fault::DnsQuery)
+        {
+            return;
+        }
         match action {
             dns::Action::SendUdp { server, bytes } => {
                 let socket = if server.is_ipv4() { &self.v4 } else { &self.v6 };

@@ -135,6 +135,11 @@ pub(crate) fn run(
 }
 
 fn connect(spec: &ConnSpec, events: &Sender<Event>) -> io::Result<Link> {
+    // Monkey mode: a connect that fails like a refused one (the router tries another MX
+    // or defers).
+    if let Some(reason) = crate::monkey::strike(mta_core::faults::Fault::Connect) {
+        return Err(io::Error::other(reason));
+    }
     let stream = super::connect::connect(spec.addr, spec.src, CONNECT_TIMEOUT)?;
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(CONNECT_TIMEOUT.saturating_mul(10)))?;

@@ -143,6 +143,8 @@ fn open_spool(queue_dir: &std::path::Path, log: &Log) -> Result<(Spool, Vec<Enve
     }
     let (spool, recovered) =
         Spool::open(queue_dir).map_err(|e| format!("queue {}: {e}", queue_dir.display()))?;
+    // Monkey mode (-M) makes some spool writes fail temporarily; a no-op otherwise.
+    let spool = crate::monkey::wrap_spool(spool);
     for msgid in &recovered.discarded_incoming {
         log.info(&format!("queue: discarded incomplete message {msgid}"));
     }
