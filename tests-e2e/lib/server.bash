@@ -43,7 +43,9 @@ free_port() {
 
 # start_server CONFIG: start the daemon in the foreground on CONFIG, wait for its port.
 start_server() {
-    "$SMTPD_STD" -d -f "$1" >>"$TEST_DIR/server.log" 2>&1 &
+    # The control socket stays in the test directory (as root the default is the shared
+    # /var/run/smtpd.sock).
+    "$SMTPD_STD" -d -s "$TEST_DIR/smtpd.sock" -f "$1" >>"$TEST_DIR/server.log" 2>&1 &
     SERVER_PID=$!
     python3 "$E2E_LIB/smtp_e2e.py" wait-port "$PORT" || {
         echo "server did not start; log:" >&2
