@@ -20,10 +20,12 @@ pub const MAX_CONNECTIONS: usize = 20_000;
 
 /// Serve mail with `config` until SIGTERM or SIGINT on `threads` executor threads (one
 /// per core when `None`). On a stop signal, sessions get 421, deliveries in flight get
-/// `shutdown_grace` to finish, and the exit status is success.
-pub fn run(config: Config, opts: &ServeOptions, threads: Option<usize>) -> ExitCode {
+/// `shutdown_grace` to finish, and the exit status is success. Started as root, the
+/// daemon runs as the account `run_as` after binding
+/// ([`runtime_std::server::privdrop`]).
+pub fn run(config: Config, opts: &ServeOptions, threads: Option<usize>, run_as: &str) -> ExitCode {
     let log = Log::stderr(opts.verbose);
-    match start(config, opts, threads, &log) {
+    match start(config, opts, threads, run_as, &log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log.info(&format!("smtpd: {e}"));
@@ -66,6 +68,7 @@ fn start(
     config: Config,
     opts: &ServeOptions,
     threads: Option<usize>,
+    run_as: &str,
     log: &Log,
 ) -> Result<(), String> {
     let room = raise_descriptor_limit();
@@ -77,7 +80,7 @@ fn start(
     }
     // The connection tasks do not report their commands yet: no subsystem is traced
     // (local submissions, served by runtime-std's session code, would be).
-    let prepared = prepare(config, opts, log, &[])?;
+    let prepared = prepare(config, opts, log, &[], run_as)?;
     let mut sockets = Vec::new();
     for b in prepared.bound {
         let socket = Async::new(b.socket).map_err(|e| format!("listen: {e}"))?;
@@ -192,5 +195,9 @@ pub fn serve_command(options: &runtime_std::cli::Options) -> ExitCode {
             mail.display()
         );
     }
-    run(loaded.config, &opts, None)
+    let run_as = options
+        .user
+        .as_deref()
+        .unwrap_or(runtime_std::server::privdrop::DEFAULT_ACCOUNT);
+    run(loaded.config, &opts, None, run_as)
 }

@@ -1,6 +1,6 @@
 //! The command line of the daemon, shared by both runtimes' binaries: `smtpd [-dnv]
-//! [-D name=value] [-f file] [-s socket] [-M seed:rate]`, as smtpd(8) has it, plus the
-//! control socket and monkey mode.
+//! [-D name=value] [-f file] [-s socket] [-u user] [-M seed:rate]`, as smtpd(8) has it,
+//! plus the control socket, the account a root daemon runs as, and monkey mode.
 //!
 //! `-n` checks the configuration: it prints `configuration OK` and exits 0, or prints every
 //! error as `FILE:LINE:COL: message` on standard error and exits 1. With `-v` it also prints
@@ -23,7 +23,7 @@ use crate::config_load::{check_certificate_files, check_listen_addresses, load, 
 
 /// Usage line.
 pub const USAGE: &str =
-    "usage: smtpd [-dnv] [-D macro=value] [-f file] [-s socket] [-M seed:rate[:kind,...]]";
+    "usage: smtpd [-dnv] [-D macro=value] [-f file] [-s socket] [-u user] [-M seed:rate[:kind,...]]";
 
 /// The options of the command line.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
@@ -42,6 +42,9 @@ pub struct Options {
     pub monkey: Option<FaultPlan>,
     /// `-s SOCKET`: where the control socket goes (the default path without it).
     pub socket: Option<PathBuf>,
+    /// `-u USER`: the account a daemon started as root runs as after binding
+    /// (`_smtpd` without it, as OpenSMTPD).
+    pub user: Option<String>,
 }
 
 /// Reads the value of `-M`/`--monkey`.
@@ -79,7 +82,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Options, St
                 'd' => o.debug = true,
                 'n' => o.check = true,
                 'v' => o.verbose = true,
-                'f' | 'D' | 'M' | 's' => {
+                'f' | 'D' | 'M' | 's' | 'u' => {
                     let rest = flags.get(i + c.len_utf8()..).unwrap_or("");
                     let value = if rest.is_empty() {
                         args.next()
@@ -93,6 +96,11 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Options, St
                         o.monkey = Some(monkey_plan(&value)?);
                     } else if c == 's' {
                         o.socket = Some(PathBuf::from(value));
+                    } else if c == 'u' {
+                        if value.is_empty() {
+                            return Err("option -u needs a user name".to_owned());
+                        }
+                        o.user = Some(value);
                     } else {
                         let (k, v) = value
                             .split_once('=')
@@ -241,6 +249,16 @@ mod tests {
         assert!(parse_args(args("-x")).is_err());
         assert!(parse_args(args("-f")).is_err());
         assert!(parse_args(args("-D novalue")).is_err());
+    }
+
+    #[test]
+    fn the_account_to_run_as_is_named_with_u() {
+        assert_eq!(parse_args(args("-d")).expect("parses").user, None);
+        let o = parse_args(args("-d -u mail")).expect("parses");
+        assert_eq!(o.user.as_deref(), Some("mail"));
+        let attached = parse_args(args("-du_smtpq")).expect("parses");
+        assert_eq!(attached.user.as_deref(), Some("_smtpq"));
+        assert!(parse_args(args("-u")).is_err());
     }
 
     #[test]

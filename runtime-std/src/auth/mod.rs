@@ -60,6 +60,8 @@ pub enum AuthError {
     },
     /// The operating system gave no random bytes for a salt.
     Entropy(String),
+    /// The fork server could not check a system account's password.
+    ForkServer(String),
 }
 
 impl fmt::Display for AuthError {
@@ -81,6 +83,9 @@ impl fmt::Display for AuthError {
             ),
             AuthError::Shadow { path, reason } => write!(f, "cannot read {path}: {reason}"),
             AuthError::Entropy(reason) => write!(f, "no random bytes for a salt: {reason}"),
+            AuthError::ForkServer(reason) => {
+                write!(f, "the fork server could not check the password: {reason}")
+            }
         }
     }
 }
@@ -119,7 +124,8 @@ pub fn table_hash(value: &str) -> &str {
 
 /// Answer a `CheckPassword`: with the credentials table's value (`hash` or
 /// `user:hash`, see [`table_hash`]), verify against its hash; without, check the
-/// system account `user` (root only).
+/// system account `user`: here when the daemon is root, through the fork server when a
+/// root daemon has dropped its privileges.
 ///
 /// # Errors
 /// Any [`AuthError`]: the password is then refused, and the caller logs the error.
@@ -128,10 +134,15 @@ pub fn try_check(user: &str, hash: Option<&str>, password: &[u8]) -> Result<bool
         Some(value) => verify_password(table_hash(value), password),
         None => {
             let uid = effective_uid();
-            if uid != 0 {
-                return Err(AuthError::SystemAuthNeedsRoot { uid });
+            if uid == 0 {
+                return check_account(Path::new(SHADOW_PATH), user, password);
             }
-            check_account(Path::new(SHADOW_PATH), user, password)
+            match crate::server::fork_server::installed() {
+                Some(forker) => forker
+                    .check_system_password(user, password)
+                    .map_err(AuthError::ForkServer),
+                None => Err(AuthError::SystemAuthNeedsRoot { uid }),
+            }
         }
     }
 }

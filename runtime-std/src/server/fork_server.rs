@@ -10,27 +10,40 @@
 //! and writes the outcome back as one packet. The daemon side ([`ForkServer::deliver`])
 //! matches outcomes to waiting delivery threads by request id. The server exits when the
 //! daemon's end of the socket closes.
+//!
+//! The server stays root when the daemon drops its privileges after start-up
+//! ([`super::privdrop`]), so it also answers the two other questions that need root:
+//! a system account's password against the shadow file
+//! ([`ForkServer::check_system_password`]) and a user's `.forward` in a home directory
+//! the daemon's account cannot read ([`ForkServer::read_forward`]), each in a child too.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::unix::io::RawFd;
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use mta_core::engine::LocalMethodSpec;
+use mta_core::expand::{FileLookup, LocalUser};
 
 use super::delivery_worker::{deliver_local, LocalJob};
+use super::fork_request::{self, Reply, Request, MAX_PACKET};
 use crate::delivery::DeliveryOutcome;
 use crate::spool::Spool;
-
-/// Largest request or reply packet.
-const MAX_PACKET: usize = 64 * 1024;
 
 /// The daemon's handle on the fork server.
 pub struct ForkServer {
     socket: RawFd,
-    waiting: Mutex<HashMap<u64, Sender<DeliveryOutcome>>>,
+    waiting: Mutex<HashMap<u64, Sender<Reply>>>,
     next_id: Mutex<u64>,
+}
+
+/// The fork server of this process, once [`ForkServer::install`]ed.
+static INSTALLED: OnceLock<Arc<ForkServer>> = OnceLock::new();
+
+/// The fork server the daemon installed at start (root only), for the callers that hold
+/// no handle on it: system-account AUTH ([`crate::auth::check`]) and `.forward` lookups.
+pub fn installed() -> Option<Arc<ForkServer>> {
+    INSTALLED.get().cloned()
 }
 
 impl ForkServer {
@@ -82,6 +95,11 @@ impl ForkServer {
         })
     }
 
+    /// Make this the process's fork server for [`installed`]; only the first call counts.
+    pub fn install(self: &Arc<Self>) {
+        let _ = INSTALLED.set(Arc::clone(self));
+    }
+
     /// Start the thread that hands outcomes to the delivery threads waiting for them.
     ///
     /// # Errors
@@ -110,10 +128,10 @@ impl ForkServer {
             let packet = buf
                 .get(..usize::try_from(n).unwrap_or(0))
                 .unwrap_or_default();
-            if let Some((id, outcome)) = decode_reply(packet) {
+            if let Some((id, reply)) = fork_request::decode_reply(packet) {
                 let waiter = self.waiting.lock().ok().and_then(|mut w| w.remove(&id));
                 if let Some(tx) = waiter {
-                    let _ = tx.send(outcome);
+                    let _ = tx.send(reply);
                 }
             }
         }
@@ -122,46 +140,94 @@ impl ForkServer {
     fn fail_all(&self, reason: &str) {
         if let Ok(mut waiting) = self.waiting.lock() {
             for (_, tx) in waiting.drain() {
-                let _ = tx.send(DeliveryOutcome::TempFail(reason.to_owned()));
+                let _ = tx.send(Reply::TempFail(reason.to_owned()));
             }
         }
     }
 
     /// Run `job` in a child of the fork server and wait for its outcome.
     pub fn deliver(&self, job: &LocalJob) -> DeliveryOutcome {
+        match self.ask(&Request::Deliver(job.clone())) {
+            Reply::Delivered => DeliveryOutcome::Delivered,
+            Reply::PermFail(text) => DeliveryOutcome::PermFail(text),
+            Reply::TempFail(text) => DeliveryOutcome::TempFail(text),
+            other => DeliveryOutcome::TempFail(format!("unexpected fork server reply {other:?}")),
+        }
+    }
+
+    /// Check `password` for the system account `user` against the shadow file, which
+    /// only the (root) fork server can read: `Ok(false)` for an unknown user, a locked
+    /// account or a wrong password.
+    ///
+    /// # Errors
+    /// Why it could not be checked (the shadow file, the hash, the fork server).
+    pub fn check_system_password(&self, user: &str, password: &[u8]) -> Result<bool, String> {
+        let request = Request::CheckPassword {
+            user: user.to_owned(),
+            password: password.to_vec(),
+        };
+        match self.ask(&request) {
+            Reply::Yes => Ok(true),
+            Reply::No => Ok(false),
+            Reply::TempFail(text) => Err(text),
+            other => Err(format!("unexpected fork server reply {other:?}")),
+        }
+    }
+
+    /// Read `user`'s `~/.forward` as that user, in a child of the fork server: a file
+    /// not owned by the user, writable by group or others, or not a regular file is
+    /// [`FileLookup::Absent`] (forward(5)); at most [`fork_request::MAX_FORWARD`] bytes
+    /// are read.
+    pub fn read_forward(&self, user: &LocalUser) -> FileLookup {
+        let request = Request::ReadForward {
+            uid: user.uid,
+            gid: user.gid,
+            path: format!("{}/.forward", user.directory.trim_end_matches('/')),
+        };
+        match self.ask(&request) {
+            Reply::Content(text) => FileLookup::Content(text),
+            Reply::Absent => FileLookup::Absent,
+            _ => FileLookup::TempFail,
+        }
+    }
+
+    /// Send `request` and wait for its reply; a [`Reply::TempFail`] when the server
+    /// cannot be reached.
+    fn ask(&self, request: &Request) -> Reply {
         let id = match self.next_id.lock() {
             Ok(mut next) => {
                 *next = next.wrapping_add(1);
                 *next
             }
-            Err(_) => return DeliveryOutcome::TempFail("fork server state".to_owned()),
+            Err(_) => return Reply::TempFail("fork server state".to_owned()),
+        };
+        let Some(packet) = fork_request::encode_request(id, request) else {
+            return Reply::TempFail("request too large for the fork server".to_owned());
         };
         let (tx, rx) = channel();
         if let Ok(mut waiting) = self.waiting.lock() {
             waiting.insert(id, tx);
         }
-        let request = encode_request(id, job);
         // SAFETY: sending a buffer we own, of its length.
         let sent = unsafe {
             libc::send(
                 self.socket,
-                request.as_ptr().cast(),
-                request.len(),
+                packet.as_ptr().cast(),
+                packet.len(),
                 libc::MSG_NOSIGNAL,
             )
         };
-        if usize::try_from(sent).ok() != Some(request.len()) {
+        if usize::try_from(sent).ok() != Some(packet.len()) {
             if let Ok(mut waiting) = self.waiting.lock() {
                 waiting.remove(&id);
             }
-            return DeliveryOutcome::TempFail(format!(
+            return Reply::TempFail(format!(
                 "cannot reach the delivery fork server: {}",
                 io::Error::last_os_error()
             ));
         }
-        rx.recv().unwrap_or_else(|_| {
-            DeliveryOutcome::TempFail("the delivery fork server is gone".to_owned())
-        })
+        rx.recv()
+            .unwrap_or_else(|_| Reply::TempFail("the delivery fork server is gone".to_owned()))
     }
 }
 
@@ -182,7 +248,7 @@ fn serve(socket: RawFd, spool: &Spool) {
         let packet = buf
             .get(..usize::try_from(n).unwrap_or(0))
             .unwrap_or_default();
-        let Some((id, job)) = decode_request(packet) else {
+        let Some((id, request)) = fork_request::decode_request(packet) else {
             continue;
         };
         // SAFETY: the server is single-threaded; the child runs one delivery and exits.
@@ -190,8 +256,7 @@ fn serve(socket: RawFd, spool: &Spool) {
         if pid == 0 {
             // SAFETY: the child waits for its own privilege-dropped child: restore SIGCHLD.
             unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
-            let outcome = deliver_local(spool, &job);
-            let reply = encode_reply(id, &outcome);
+            let reply = fork_request::encode_reply(id, &answer(spool, request));
             // SAFETY: sending a buffer we own, then leaving at once.
             unsafe {
                 libc::send(
@@ -204,11 +269,11 @@ fn serve(socket: RawFd, spool: &Spool) {
             }
         }
         if pid < 0 {
-            let outcome = DeliveryOutcome::TempFail(format!(
+            let failed = Reply::TempFail(format!(
                 "cannot fork a delivery process: {}",
                 io::Error::last_os_error()
             ));
-            let reply = encode_reply(id, &outcome);
+            let reply = fork_request::encode_reply(id, &failed);
             // SAFETY: sending a buffer we own.
             unsafe {
                 libc::send(
@@ -222,109 +287,33 @@ fn serve(socket: RawFd, spool: &Spool) {
     }
 }
 
-/// `id NUL msgid NUL sender NUL recipient NUL user NUL method NUL hostname`; no field
-/// holds a NUL (they are C strings for the system anyway).
-fn encode_request(id: u64, job: &LocalJob) -> Vec<u8> {
-    let (user, method) = LocalMethodSpec {
-        user: job.user.clone(),
-        method: job.method.clone(),
-    }
-    .format();
-    let fields = [
-        id.to_string(),
-        job.msgid.clone(),
-        job.sender.clone(),
-        job.recipient.clone(),
-        user,
-        method,
-        job.hostname.clone(),
-    ];
-    fields.join("\0").into_bytes()
-}
-
-fn decode_request(packet: &[u8]) -> Option<(u64, LocalJob)> {
-    let text = std::str::from_utf8(packet).ok()?;
-    let mut f = text.split('\0');
-    let id = f.next()?.parse().ok()?;
-    let (msgid, sender, recipient, user, method, hostname) = (
-        f.next()?,
-        f.next()?,
-        f.next()?,
-        f.next()?,
-        f.next()?,
-        f.next()?,
-    );
-    let spec = LocalMethodSpec::parse(user, method).ok()?;
-    Some((
-        id,
-        LocalJob {
-            msgid: msgid.to_owned(),
-            sender: sender.to_owned(),
-            recipient: recipient.to_owned(),
-            user: spec.user,
-            method: spec.method,
-            hostname: hostname.to_owned(),
+/// In a child of the server (root): answer one request.
+fn answer(spool: &Spool, request: Request) -> Reply {
+    match request {
+        Request::Deliver(job) => match deliver_local(spool, &job) {
+            DeliveryOutcome::Delivered => Reply::Delivered,
+            DeliveryOutcome::TempFail(text) => Reply::TempFail(text),
+            DeliveryOutcome::PermFail(text) => Reply::PermFail(text),
         },
-    ))
-}
-
-/// `id NUL kind NUL text`, kind `D`, `T` or `P`.
-fn encode_reply(id: u64, outcome: &DeliveryOutcome) -> Vec<u8> {
-    let (kind, text) = match outcome {
-        DeliveryOutcome::Delivered => ("D", ""),
-        DeliveryOutcome::TempFail(t) => ("T", t.as_str()),
-        DeliveryOutcome::PermFail(t) => ("P", t.as_str()),
-    };
-    let mut text = text.to_owned();
-    text.truncate(4096);
-    format!("{id}\0{kind}\0{text}").into_bytes()
-}
-
-fn decode_reply(packet: &[u8]) -> Option<(u64, DeliveryOutcome)> {
-    let text = String::from_utf8_lossy(packet);
-    let mut f = text.splitn(3, '\0');
-    let id = f.next()?.parse().ok()?;
-    let kind = f.next()?;
-    let text = f.next().unwrap_or_default().to_owned();
-    let outcome = match kind {
-        "D" => DeliveryOutcome::Delivered,
-        "T" => DeliveryOutcome::TempFail(text),
-        "P" => DeliveryOutcome::PermFail(text),
-        _ => return None,
-    };
-    Some((id, outcome))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use mta_core::expand::{LocalMethod, LocalUser};
-
-    #[test]
-    fn requests_and_replies_round_trip() {
-        let job = LocalJob {
-            msgid: "0a1b2c3d".into(),
-            sender: String::new(),
-            recipient: "a+tag@example.org".into(),
-            user: Some(LocalUser {
-                name: "a".into(),
-                uid: 1000,
-                gid: 1000,
-                directory: "/home/a:b".into(),
-            }),
-            method: LocalMethod::Lmtp {
-                dest: "/run/lmtp".into(),
-                rcpt: "a".into(),
-            },
-            hostname: "mx.example.org".into(),
-        };
-        assert_eq!(decode_request(&encode_request(7, &job)), Some((7, job)));
-        for outcome in [
-            DeliveryOutcome::Delivered,
-            DeliveryOutcome::TempFail("later".into()),
-            DeliveryOutcome::PermFail("no: never".into()),
-        ] {
-            assert_eq!(decode_reply(&encode_reply(9, &outcome)), Some((9, outcome)));
+        Request::CheckPassword { user, password } => {
+            let shadow = std::path::Path::new(crate::auth::SHADOW_PATH);
+            match crate::auth::check_account(shadow, &user, &password) {
+                Ok(true) => Reply::Yes,
+                Ok(false) => Reply::No,
+                Err(e) => Reply::TempFail(e.to_string()),
+            }
+        }
+        Request::ReadForward { uid, gid, path } => {
+            if uid != 0 {
+                if let Err(e) = super::privdrop::switch_ids(uid, gid) {
+                    return Reply::TempFail(e);
+                }
+            }
+            match fork_request::read_forward(std::path::Path::new(&path), uid) {
+                FileLookup::Content(text) => Reply::Content(text),
+                FileLookup::Absent => Reply::Absent,
+                FileLookup::TempFail => Reply::TempFail(format!("cannot read {path}")),
+            }
         }
     }
 }

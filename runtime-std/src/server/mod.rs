@@ -20,11 +20,13 @@ pub mod conn;
 pub mod daemon_control;
 pub mod delivery_worker;
 pub mod engine_host;
+pub mod fork_request;
 pub mod fork_server;
 pub mod listener;
 pub mod log;
 pub mod mailbox;
 pub mod prepare;
+pub mod privdrop;
 mod serve;
 pub mod signals;
 #[cfg(test)]

@@ -1,10 +1,15 @@
 //! The start-up both daemons share (`smtpd-std` here, `smtpd` in runtime-smol): open
 //! and recover the spool, start the fork server while the process has one thread, build
 //! the engine, bind the listeners, start the group committer, the delivery pool, the
-//! signal pipe and the engine host, reload the queue, and open the control socket.
+//! signal pipe and the engine host, open the control socket, and reload the queue.
+//!
+//! Started as root, the daemon then becomes an unprivileged account (`_smtpd`, or `-u
+//! USER`) before it reloads the queue: the queue is given to that account first, the
+//! listeners, the fork server (which stays root) and the control socket are set up while
+//! root, and the relay's client certificates are read (see [`super::privdrop`]).
 //! What differs between the runtimes (threads or tasks per connection) starts after.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mta_core::config::Config;
@@ -18,6 +23,7 @@ use super::engine_host::{self, EngineHost};
 use super::fork_server::ForkServer;
 use super::listener::{self, Bound, SmtpPause};
 use super::log::Log;
+use super::privdrop::{self, RunAs};
 use super::signals::StopSignal;
 use super::trace::Subsystem;
 use super::{hostname, local_session_config, session_config, ServeOptions};
@@ -50,26 +56,50 @@ pub struct Prepared {
 }
 
 /// Start everything but the accept loops for `config`. `traceable` lists the
-/// subsystems the runtime's sessions give trace output for (`smtpctl trace`).
+/// subsystems the runtime's sessions give trace output for (`smtpctl trace`). Started as
+/// root, the daemon runs as the account `run_as` (normally
+/// [`privdrop::DEFAULT_ACCOUNT`]) once this returns.
 ///
 /// # Errors
 /// A message for the log when the queue, the configuration, a listener, a thread or
-/// the signal handlers cannot be set up. A control socket that cannot be opened (or
+/// the signal handlers cannot be set up, or, as root, when the account `run_as` does not
+/// exist or cannot be switched to. A control socket that cannot be opened (or
 /// that another running daemon holds) is logged and the daemon serves without it.
 pub fn prepare(
     config: Config,
     opts: &ServeOptions,
     log: &Log,
     traceable: &[Subsystem],
+    run_as: &str,
 ) -> Result<Prepared, String> {
     let queue_dir = opts.queue_dir(&config);
-    let (spool, envelopes) = open_spool(&queue_dir, log)?;
-    // Before any thread exists: the fork server must be a single-threaded copy.
     // SAFETY: geteuid has no preconditions.
-    let forker = if unsafe { libc::geteuid() } == 0 {
-        Some(Arc::new(
-            ForkServer::start(&spool).map_err(|e| format!("delivery fork server: {e}"))?,
-        ))
+    let euid = unsafe { libc::geteuid() };
+    let account = if euid == 0 {
+        Some(privdrop::find_account(run_as)?)
+    } else {
+        None
+    };
+    let new_parent = queue_dir
+        .parent()
+        .filter(|parent| !parent.exists())
+        .map(Path::to_path_buf);
+    let (spool, envelopes) = open_spool(&queue_dir, log)?;
+    if let Some(account) = &account {
+        privdrop::take_over_queue(&queue_dir, new_parent.as_deref(), account).map_err(|e| {
+            format!(
+                "cannot give the queue {} to {}: {e}",
+                queue_dir.display(),
+                account.name
+            )
+        })?;
+    }
+    // Before any thread exists: the fork server must be a single-threaded copy.
+    let forker = if euid == 0 {
+        let forker =
+            Arc::new(ForkServer::start(&spool).map_err(|e| format!("delivery fork server: {e}"))?);
+        forker.install();
+        Some(forker)
     } else {
         None
     };
@@ -97,13 +127,12 @@ pub fn prepare(
         host.clone(),
     )
     .map_err(|e| e.to_string())?;
-    let reloaded = envelopes.len();
-    engine_host.feed(Input::Reload(envelopes));
     for b in &bound {
         if let Ok(addr) = b.socket.local_addr() {
             log.info(&format!("smtpd: listening on {addr}"));
         }
     }
+    let reload_to = Arc::clone(&engine_host);
     let conn = ConnContext {
         backend: Arc::clone(&engine_host) as Arc<dyn super::conn::SessionBackend>,
         spool,
@@ -120,6 +149,15 @@ pub fn prepare(
         traceable,
     );
     let control = open_control(opts, daemon, log);
+    match &account {
+        Some(account) => become_account(&config, account, log)?,
+        None => log.info(&format!(
+            "smtpd: running as uid {euid} (not started as root: no privileges to drop)"
+        )),
+    }
+    // Only now: no delivery or queue write may run as root before the drop.
+    let reloaded = envelopes.len();
+    reload_to.feed(Input::Reload(envelopes));
     Ok(Prepared {
         config,
         hostname: host,
@@ -132,6 +170,17 @@ pub fn prepare(
         control,
         reloaded,
     })
+}
+
+/// Read what only root can read and is needed later, then become `account`.
+fn become_account(config: &Config, account: &RunAs, log: &Log) -> Result<(), String> {
+    privdrop::preload_client_tls(config);
+    privdrop::drop_to(account).map_err(|e| format!("cannot run as {}: {e}", account.name))?;
+    log.info(&format!(
+        "smtpd: running as {} (uid {})",
+        account.name, account.uid
+    ));
+    Ok(())
 }
 
 /// Open (and recover) the queue at `queue_dir`; returns the spool and the envelopes to

@@ -14,10 +14,11 @@ use super::{listener, log, ServeOptions};
 /// reload its envelopes into the engine, bind the listeners, open the control socket
 /// and accept connections. On a stop signal, sessions get 421, deliveries in flight get
 /// `shutdown_grace` to finish, the control socket is removed and the exit status is
-/// success. Errors at start are logged and give a failure status.
-pub fn run(config: Config, opts: &ServeOptions) -> ExitCode {
+/// success. Errors at start are logged and give a failure status. Started as root, the
+/// daemon runs as the account `run_as` after binding (see [`super::privdrop`]).
+pub fn run(config: Config, opts: &ServeOptions, run_as: &str) -> ExitCode {
     let log = log::Log::stderr(opts.verbose);
-    match start(config, opts, &log) {
+    match start(config, opts, run_as, &log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log.info(&format!("smtpd: {e}"));
@@ -26,8 +27,8 @@ pub fn run(config: Config, opts: &ServeOptions) -> ExitCode {
     }
 }
 
-fn start(config: Config, opts: &ServeOptions, log: &log::Log) -> Result<(), String> {
-    let prepared = prepare(config, opts, log, Subsystem::ALL)?;
+fn start(config: Config, opts: &ServeOptions, run_as: &str, log: &log::Log) -> Result<(), String> {
+    let prepared = prepare(config, opts, log, Subsystem::ALL, run_as)?;
     log.info(&format!(
         "smtpd: ready, queue {} ({} envelopes reloaded)",
         prepared.queue_dir.display(),
@@ -97,5 +98,9 @@ pub fn serve_command(options: &crate::cli::Options) -> ExitCode {
             loaded.state_dir.join("mail").display()
         );
     }
-    run(loaded.config, &opts)
+    let run_as = options
+        .user
+        .as_deref()
+        .unwrap_or(super::privdrop::DEFAULT_ACCOUNT);
+    run(loaded.config, &opts, run_as)
 }
