@@ -194,20 +194,28 @@ pub fn decode_reply(packet: &[u8]) -> Option<(u64, Reply)> {
 /// exist, cannot be read, is not a regular file, belongs to someone else or is writable
 /// by group or others is [`FileLookup::Absent`]; at most [`MAX_FORWARD`] bytes are read.
 pub fn read_forward(path: &Path, owner: u32) -> FileLookup {
+    read_unless_denied(path, owner).unwrap_or(FileLookup::Absent)
+}
+
+/// [`read_forward`], but `None` when this process may not look at the file (a home
+/// directory closed to it), so that the caller can ask someone who may.
+pub fn read_unless_denied(path: &Path, owner: u32) -> Option<FileLookup> {
     use std::io::ErrorKind::{NotFound, PermissionDenied};
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) if matches!(e.kind(), NotFound | PermissionDenied) => return FileLookup::Absent,
-        Err(_) => return FileLookup::TempFail,
+        Err(e) if e.kind() == PermissionDenied => return None,
+        Err(e) if e.kind() == NotFound => return Some(FileLookup::Absent),
+        Err(_) => return Some(FileLookup::TempFail),
     };
     if meta.uid() != owner || meta.mode() & 0o022 != 0 || !meta.is_file() {
-        return FileLookup::Absent;
+        return Some(FileLookup::Absent);
     }
     let mut text = String::new();
     match std::fs::File::open(path).and_then(|f| f.take(MAX_FORWARD).read_to_string(&mut text)) {
-        Ok(_) => FileLookup::Content(text),
-        Err(e) if matches!(e.kind(), NotFound | PermissionDenied) => FileLookup::Absent,
-        Err(_) => FileLookup::TempFail,
+        Ok(_) => Some(FileLookup::Content(text)),
+        Err(e) if e.kind() == PermissionDenied => None,
+        Err(e) if e.kind() == NotFound => Some(FileLookup::Absent),
+        Err(_) => Some(FileLookup::TempFail),
     }
 }
 

@@ -231,6 +231,18 @@ impl ForkServer {
     }
 }
 
+/// `user`'s `~/.forward` (forward(5), see [`fork_request::read_forward`]) for the
+/// expander: read here when this process may, else, in a home directory closed to the
+/// daemon's account after a root daemon's privilege drop, through the root fork server as
+/// the user; [`FileLookup::Absent`] when neither can read it.
+pub fn forward_file(user: &LocalUser) -> FileLookup {
+    let path = std::path::Path::new(&user.directory).join(".forward");
+    match fork_request::read_unless_denied(&path, user.uid) {
+        Some(found) => found,
+        None => installed().map_or(FileLookup::Absent, |forker| forker.read_forward(user)),
+    }
+}
+
 /// The server's loop: one child per request; children are reaped by the kernel.
 fn serve(socket: RawFd, spool: &Spool) {
     // SAFETY: ignoring SIGCHLD makes the kernel reap the children; no preconditions.
@@ -304,7 +316,8 @@ fn answer(spool: &Spool, request: Request) -> Reply {
             }
         }
         Request::ReadForward { uid, gid, path } => {
-            if uid != 0 {
+            // SAFETY: geteuid has no preconditions.
+            if uid != 0 && unsafe { libc::geteuid() } == 0 {
                 if let Err(e) = super::privdrop::switch_ids(uid, gid) {
                     return Reply::TempFail(e);
                 }
@@ -315,5 +328,47 @@ fn answer(spool: &Spool, request: Request) -> Reply {
                 FileLookup::TempFail => Reply::TempFail(format!("cannot read {path}")),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_checks_passwords_and_reads_forward_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("smtpd-forker-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (spool, _) = Spool::open(&dir.join("queue")).expect("spool");
+        let forker = Arc::new(ForkServer::start(&spool).expect("fork server"));
+        forker.start_reader().expect("reader");
+        // SAFETY: the get*id calls have no preconditions.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let forward = dir.join(".forward");
+        std::fs::write(&forward, "carol@example.org\n").expect("write");
+        std::fs::set_permissions(&forward, std::fs::Permissions::from_mode(0o600)).expect("mode");
+        let user = LocalUser {
+            name: "t".into(),
+            uid,
+            gid,
+            directory: dir.to_string_lossy().into_owned(),
+        };
+        assert_eq!(
+            forker.read_forward(&user),
+            FileLookup::Content("carol@example.org\n".into())
+        );
+        assert_eq!(forward_file(&user), forker.read_forward(&user));
+        let homeless = LocalUser {
+            directory: dir.join("none").to_string_lossy().into_owned(),
+            ..user
+        };
+        assert_eq!(forker.read_forward(&homeless), FileLookup::Absent);
+        match forker.check_system_password("no-such-user-smtpd-test", b"x") {
+            Ok(ok) => assert!(uid == 0 && !ok, "unknown users never log in"),
+            Err(e) => assert!(uid != 0 && e.contains("shadow"), "{e}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
