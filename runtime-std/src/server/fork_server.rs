@@ -341,7 +341,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("smtpd-forker-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
-        let (spool, _) = Spool::open(&dir.join("queue")).expect("spool");
+        let (spool, _) = Spool::open(dir.join("queue")).expect("spool");
         let forker = Arc::new(ForkServer::start(&spool).expect("fork server"));
         forker.start_reader().expect("reader");
         // SAFETY: the get*id calls have no preconditions.
