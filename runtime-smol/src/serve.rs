@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use mta_core::config::Config;
 use runtime_std::server::prepare::prepare;
+use runtime_std::server::trace::Subsystem;
 use runtime_std::server::{log::Log, ServeOptions};
 use smol::{Async, Executor};
 
@@ -78,9 +79,7 @@ fn start(
             "smtpd: at most {max_connections} connections at once (descriptor limit)"
         ));
     }
-    // The connection tasks do not report their commands yet: no subsystem is traced
-    // (local submissions, served by runtime-std's session code, would be).
-    let prepared = prepare(config, opts, log, &[], run_as)?;
+    let prepared = prepare(config, opts, log, Subsystem::ALL, run_as)?;
     let mut sockets = Vec::new();
     for b in prepared.bound {
         let socket = Async::new(b.socket).map_err(|e| format!("listen: {e}"))?;
@@ -139,7 +138,7 @@ fn start(
     for worker in workers {
         let _ = worker.join();
     }
-    drop(prepared.control);
+    runtime_std::server::prepare::close_control(prepared.control, log);
     if !all_ended {
         log.warn("smtpd: sessions still open at exit");
     }

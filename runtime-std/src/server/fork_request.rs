@@ -38,6 +38,9 @@ pub enum Request {
         /// The file.
         path: String,
     },
+    /// Remove the daemon's control socket (the path the server was started with) at a
+    /// clean exit: after the privilege drop the daemon may not unlink it itself.
+    RemoveControlSocket,
 }
 
 /// The fork server's answer to one [`Request`].
@@ -60,7 +63,8 @@ pub enum Reply {
 }
 
 /// `L NUL id NUL msgid NUL sender NUL recipient NUL user NUL method NUL hostname`,
-/// `A NUL id NUL user NUL hex(password)` or `F NUL id NUL uid NUL gid NUL path`; `None`
+/// `A NUL id NUL user NUL hex(password)`, `F NUL id NUL uid NUL gid NUL path` or
+/// `S NUL id`; `None`
 /// when it would not fit in a packet.
 pub fn encode_request(id: u64, request: &Request) -> Option<Vec<u8>> {
     let fields = match request {
@@ -94,6 +98,7 @@ pub fn encode_request(id: u64, request: &Request) -> Option<Vec<u8>> {
             gid.to_string(),
             path.clone(),
         ],
+        Request::RemoveControlSocket => vec!["S".to_owned(), id.to_string()],
     };
     let packet = fields.join("\0").into_bytes();
     (packet.len() <= MAX_PACKET).then_some(packet)
@@ -134,6 +139,7 @@ pub fn decode_request(packet: &[u8]) -> Option<(u64, Request)> {
             gid: f.next()?.parse().ok()?,
             path: f.next()?.to_owned(),
         },
+        "S" => Request::RemoveControlSocket,
         _ => return None,
     };
     f.next().is_none().then_some((id, request))
@@ -253,6 +259,7 @@ mod tests {
                 gid: 100,
                 path: "/home/a b/.forward".into(),
             },
+            Request::RemoveControlSocket,
         ] {
             let packet = encode_request(7, &request).expect("fits");
             assert_eq!(decode_request(&packet), Some((7, request)));

@@ -19,7 +19,9 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::io::RawFd;
+use std::path::Path;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -48,12 +50,13 @@ pub fn installed() -> Option<Arc<ForkServer>> {
 
 impl ForkServer {
     /// Fork the server process. Call it before any thread is started: the server must be
-    /// single-threaded. `spool` is used by the server's children to read messages.
+    /// single-threaded. `spool` is used by the server's children to read messages;
+    /// `control_socket` is the only file [`ForkServer::remove_control_socket`] removes.
     ///
     /// # Errors
     ///
     /// When the socket pair or the fork fails.
-    pub fn start(spool: &Spool) -> io::Result<ForkServer> {
+    pub fn start(spool: &Spool, control_socket: &Path) -> io::Result<ForkServer> {
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: socketpair writes two descriptors into the array we own.
         let rc = unsafe {
@@ -82,7 +85,7 @@ impl ForkServer {
         if pid == 0 {
             // SAFETY: in the server: the daemon's end is not ours.
             unsafe { libc::close(ours) };
-            serve(theirs, spool);
+            serve(theirs, spool, control_socket);
             // SAFETY: leave without running the daemon's destructors.
             unsafe { libc::_exit(0) };
         }
@@ -191,6 +194,19 @@ impl ForkServer {
         }
     }
 
+    /// Remove the control socket the server was started with, if it is still a socket
+    /// there: at a clean exit, once the control server is closed.
+    ///
+    /// # Errors
+    /// Why it could not be removed.
+    pub fn remove_control_socket(&self) -> Result<(), String> {
+        match self.ask(&Request::RemoveControlSocket) {
+            Reply::Yes | Reply::No => Ok(()),
+            Reply::TempFail(text) => Err(text),
+            other => Err(format!("unexpected fork server reply {other:?}")),
+        }
+    }
+
     /// Send `request` and wait for its reply; a [`Reply::TempFail`] when the server
     /// cannot be reached.
     fn ask(&self, request: &Request) -> Reply {
@@ -244,7 +260,7 @@ pub fn forward_file(user: &LocalUser) -> FileLookup {
 }
 
 /// The server's loop: one child per request; children are reaped by the kernel.
-fn serve(socket: RawFd, spool: &Spool) {
+fn serve(socket: RawFd, spool: &Spool, control_socket: &Path) {
     // SAFETY: ignoring SIGCHLD makes the kernel reap the children; no preconditions.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     let mut buf = vec![0u8; MAX_PACKET];
@@ -268,7 +284,7 @@ fn serve(socket: RawFd, spool: &Spool) {
         if pid == 0 {
             // SAFETY: the child waits for its own privilege-dropped child: restore SIGCHLD.
             unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
-            let reply = fork_request::encode_reply(id, &answer(spool, request));
+            let reply = fork_request::encode_reply(id, &answer(spool, control_socket, request));
             // SAFETY: sending a buffer we own, then leaving at once.
             unsafe {
                 libc::send(
@@ -300,7 +316,7 @@ fn serve(socket: RawFd, spool: &Spool) {
 }
 
 /// In a child of the server (root): answer one request.
-fn answer(spool: &Spool, request: Request) -> Reply {
+fn answer(spool: &Spool, control_socket: &Path, request: Request) -> Reply {
     match request {
         Request::Deliver(job) => match deliver_local(spool, &job) {
             DeliveryOutcome::Delivered => Reply::Delivered,
@@ -328,6 +344,15 @@ fn answer(spool: &Spool, request: Request) -> Reply {
                 FileLookup::TempFail => Reply::TempFail(format!("cannot read {path}")),
             }
         }
+        Request::RemoveControlSocket => match std::fs::symlink_metadata(control_socket) {
+            Ok(meta) if meta.file_type().is_socket() => {
+                match std::fs::remove_file(control_socket) {
+                    Ok(()) => Reply::Yes,
+                    Err(e) => Reply::TempFail(format!("{}: {e}", control_socket.display())),
+                }
+            }
+            _ => Reply::No,
+        },
     }
 }
 
@@ -342,7 +367,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let (spool, _) = Spool::open(dir.join("queue")).expect("spool");
-        let forker = Arc::new(ForkServer::start(&spool).expect("fork server"));
+        let control = dir.join("control.sock");
+        let forker = Arc::new(ForkServer::start(&spool, &control).expect("fork server"));
         forker.start_reader().expect("reader");
         // SAFETY: the get*id calls have no preconditions.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
@@ -369,6 +395,13 @@ mod tests {
             Ok(ok) => assert!(uid == 0 && !ok, "unknown users never log in"),
             Err(e) => assert!(uid != 0 && e.contains("shadow"), "{e}"),
         }
+        std::fs::write(&control, b"").expect("a plain file");
+        forker.remove_control_socket().expect("answered");
+        assert!(control.exists(), "only a socket is removed");
+        std::fs::remove_file(&control).expect("remove");
+        let _listener = std::os::unix::net::UnixListener::bind(&control).expect("bind");
+        forker.remove_control_socket().expect("removed");
+        assert!(!control.exists(), "the socket is gone");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

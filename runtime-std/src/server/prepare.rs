@@ -96,8 +96,10 @@ pub fn prepare(
     }
     // Before any thread exists: the fork server must be a single-threaded copy.
     let forker = if euid == 0 {
-        let forker =
-            Arc::new(ForkServer::start(&spool).map_err(|e| format!("delivery fork server: {e}"))?);
+        let forker = Arc::new(
+            ForkServer::start(&spool, &opts.control_socket)
+                .map_err(|e| format!("delivery fork server: {e}"))?,
+        );
         forker.install();
         Some(forker)
     } else {
@@ -170,6 +172,21 @@ pub fn prepare(
         control,
         reloaded,
     })
+}
+
+/// Close the control socket at a clean exit and remove its file: through the root fork
+/// server when the daemon dropped its privileges and may no longer unlink it (only when
+/// this daemon opened it: a socket another daemon holds is left alone).
+pub fn close_control(control: Option<ControlServer>, log: &Log) {
+    if control.is_none() {
+        return;
+    }
+    drop(control);
+    if let Some(forker) = super::fork_server::installed() {
+        if let Err(e) = forker.remove_control_socket() {
+            log.warn(&format!("smtpd: cannot remove the control socket: {e}"));
+        }
+    }
 }
 
 /// Read what only root can read and is needed later, then become `account`.

@@ -44,7 +44,7 @@ fn start(config: Config, opts: &ServeOptions, run_as: &str, log: &log::Log) -> R
         &prepared.paused,
     );
     drop(prepared.bound);
-    drop(prepared.control);
+    super::prepare::close_control(prepared.control, log);
     if !connections.wait_empty(opts.shutdown_grace) {
         log.warn("smtpd: sessions still open at exit");
     }
