@@ -30,6 +30,7 @@ use mta_core::engine::ReceivedCounter;
 use runtime_std::auth::FAILURE_DELAY;
 use runtime_std::server::conn::{ConnContext, ListenerTls};
 use runtime_std::server::mailbox::{Mailbox, Note};
+use runtime_std::server::trace::SmtpTrace;
 use runtime_std::spool::IncomingMessage;
 use runtime_std::tls::TlsInfo;
 use smol::{unblock, Async, Timer};
@@ -37,7 +38,7 @@ use smtp_proto::reply::{EnhancedStatus, Reply};
 use smtp_proto::server::{Action, Answer, Input, Question, ReqId, ServerConfig, ServerSession};
 
 use crate::fd::MailboxFd;
-use crate::link::{Link, READ_CHUNK};
+use crate::link::{Inbound, Link, READ_CHUNK};
 
 /// The reply buffer kept between batches; a bigger one is given back after a write.
 const KEEP_OUT: usize = 4096;
@@ -108,6 +109,7 @@ pub async fn serve(
         out: Vec::new(),
         auth_asked: None,
         held: None,
+        trace: SmtpTrace::default(),
         closing: false,
     };
     if let Some(info) = implicit {
@@ -139,6 +141,8 @@ struct Conn {
     held: Option<(Instant, ReqId, Answer)>,
     /// The engine ended the session (a `421` answer): close once it is written.
     closing: bool,
+    /// `smtpctl trace smtp`.
+    trace: SmtpTrace,
 }
 
 impl Conn {
@@ -464,6 +468,7 @@ impl Conn {
         if self.out.is_empty() && !self.link.has_output() {
             return true;
         }
+        self.trace.outbound(&self.ctx.log, self.id, &self.out);
         let ok = self.link.send(&self.out).await;
         self.out.clear();
         if self.out.capacity() > KEEP_OUT {
@@ -474,7 +479,15 @@ impl Conn {
 
     async fn wait_and_read(&mut self) {
         let capacity = self.session.recv_capacity().min(READ_CHUNK);
-        if self.link.pending_input(capacity, &mut self.session) {
+        if self.link.pending_input(
+            capacity,
+            &mut Inbound {
+                session: &mut self.session,
+                trace: &mut self.trace,
+                log: &self.ctx.log,
+                id: self.id,
+            },
+        ) {
             return;
         }
         // While the task runs it looks at its mailbox anyway: the engine writes the
@@ -512,7 +525,15 @@ impl Conn {
         self.mailbox.disarm();
         match woke {
             Wake::Mailbox => self.mailbox.reset(),
-            Wake::Socket => self.link.read_into(capacity, &mut self.session),
+            Wake::Socket => self.link.read_into(
+                capacity,
+                &mut Inbound {
+                    session: &mut self.session,
+                    trace: &mut self.trace,
+                    log: &self.ctx.log,
+                    id: self.id,
+                },
+            ),
             Wake::Deadline => {
                 // Re-read the clock: the session decides whether its deadline passed (a
                 // held AUTH answer is released by the loop).

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use futures_lite::{future, AsyncWriteExt};
 use runtime_std::server::conn::ListenerTls;
+use runtime_std::server::log::Log;
+use runtime_std::server::trace::SmtpTrace;
 use runtime_std::tls::{TlsInfo, TlsPump};
 use smol::{Async, Timer};
 use smtp_proto::server::{Input, ServerSession};
@@ -40,6 +42,26 @@ enum Got {
     Data,
     /// The peer closed, or the connection broke.
     Closed,
+}
+
+/// Where the bytes a link reads go: the session, and the `smtpctl trace smtp` tracer.
+pub struct Inbound<'a> {
+    /// The session machine of the connection.
+    pub session: &'a mut ServerSession,
+    /// The connection's SMTP tracer.
+    pub trace: &'a mut SmtpTrace,
+    /// The log the trace lines go to.
+    pub log: &'a Log,
+    /// The engine's id of the session, for the trace lines.
+    pub id: u64,
+}
+
+impl Inbound<'_> {
+    /// Hand bytes the client sent to the tracer and the session.
+    fn received(&mut self, data: &[u8]) {
+        self.trace.inbound(self.log, self.id, data);
+        self.session.handle(Input::Received(data), Instant::now());
+    }
 }
 
 /// The socket and, once TLS is up, its pump.
@@ -107,7 +129,7 @@ impl Link {
 
     /// TLS only: hand plaintext already decrypted (or decryptable from the leftover
     /// ciphertext) to the session, at most `capacity` bytes; true when something happened.
-    pub fn pending_input(&mut self, capacity: usize, session: &mut ServerSession) -> bool {
+    pub fn pending_input(&mut self, capacity: usize, rx: &mut Inbound<'_>) -> bool {
         let Some(pump) = &mut self.pump else {
             return false;
         };
@@ -120,14 +142,14 @@ impl Link {
                     self.leftover.drain(..n.min(self.leftover.len()));
                 }
                 Err(_) => {
-                    session.handle(Input::PeerClosed, Instant::now());
+                    rx.session.handle(Input::PeerClosed, Instant::now());
                     return true;
                 }
             }
         }
-        match plaintext(pump, capacity, session) {
+        match plaintext(pump, capacity, rx) {
             Some(Got::Closed) => {
-                session.handle(Input::PeerClosed, Instant::now());
+                rx.session.handle(Input::PeerClosed, Instant::now());
                 true
             }
             Some(Got::Data) => true,
@@ -137,7 +159,7 @@ impl Link {
 
     /// After [`Link::readable`]: read once (non-blocking) and hand what it gives, at most
     /// `capacity` bytes of plaintext, to the session.
-    pub fn read_into(&mut self, capacity: usize, session: &mut ServerSession) {
+    pub fn read_into(&mut self, capacity: usize, rx: &mut Inbound<'_>) {
         let got = RAW.with(|raw| {
             let Ok(mut raw) = raw.try_borrow_mut() else {
                 return Got::Data;
@@ -165,7 +187,7 @@ impl Link {
                 if n == 0 {
                     return Got::Closed;
                 }
-                session.handle(Input::Received(data), Instant::now());
+                rx.received(data);
                 return Got::Data;
             };
             let fed = if n == 0 {
@@ -180,10 +202,10 @@ impl Link {
                 }
                 Err(_) => return Got::Closed,
             }
-            plaintext(pump, capacity, session).unwrap_or(Got::Data)
+            plaintext(pump, capacity, rx).unwrap_or(Got::Data)
         });
         if matches!(got, Got::Closed) {
-            session.handle(Input::PeerClosed, Instant::now());
+            rx.session.handle(Input::PeerClosed, Instant::now());
         }
     }
 
@@ -271,7 +293,7 @@ impl Link {
 
 /// Read plaintext the pump holds into the thread's buffer and hand it to the session:
 /// `None` when it has none (more ciphertext is needed).
-fn plaintext(pump: &mut TlsPump, capacity: usize, session: &mut ServerSession) -> Option<Got> {
+fn plaintext(pump: &mut TlsPump, capacity: usize, rx: &mut Inbound<'_>) -> Option<Got> {
     PLAIN.with(|plain| {
         let mut plain = plain.try_borrow_mut().ok()?;
         let target = plain
@@ -281,7 +303,7 @@ fn plaintext(pump: &mut TlsPump, capacity: usize, session: &mut ServerSession) -
             Ok(0) => Some(Got::Closed),
             Ok(n) => {
                 let data = target.get(..n).unwrap_or_default();
-                session.handle(Input::Received(data), Instant::now());
+                rx.received(data);
                 Some(Got::Data)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,

@@ -420,15 +420,19 @@ check_log() {
 }
 
 check_other_verbs() {
-    # A daemon may have no trace output for smtp (smtpd, the smol one, has none yet):
-    # then it must say so, and the test says it too.
-    if ctl trace smtp >"$TEST_DIR/out" 2>"$TEST_DIR/err"; then
-        [ "$(cat "$TEST_DIR/out")" = "command succeeded" ] || fail "trace smtp: $(cat "$TEST_DIR/out")"
-        expect_output "command succeeded" ctl untrace smtp
-    else
-        grep -q "no trace output for smtp" "$TEST_DIR/err" || fail "trace smtp: $(cat "$TEST_DIR/err")"
-        echo "note: this daemon has no trace output for smtp: $(cat "$TEST_DIR/err")"
-    fi
+    # trace smtp logs each command and reply of new sessions; untrace stops it.
+    expect_output "command succeeded" ctl trace smtp
+    quit_session
+    wait_until 5 grep -q "smtp: session [0-9a-f]* <<< QUIT" "$TEST_DIR/server.log" \
+        || fail "trace smtp: no traced QUIT in the log"
+    grep -q "smtp: session [0-9a-f]* >>> 221" "$TEST_DIR/server.log" \
+        || fail "trace smtp: no traced 221 reply in the log"
+    expect_output "command succeeded" ctl untrace smtp
+    traced=$(grep -c "smtp: session [0-9a-f]* <<< QUIT" "$TEST_DIR/server.log")
+    quit_session
+    sleep 0.5
+    [ "$(grep -c "smtp: session [0-9a-f]* <<< QUIT" "$TEST_DIR/server.log")" -eq "$traced" ] \
+        || fail "untrace smtp: sessions still traced"
     expect_failure "command failed" ctl trace nosuchsubsystem
     ctl show routes >/dev/null || fail "show routes"
     ctl show hosts >/dev/null || fail "show hosts"
