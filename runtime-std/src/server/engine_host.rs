@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mta_core::bounce::{self, BounceContext, Report};
 use mta_core::engine::{Action, Engine, Input, LocalMethodSpec, PeerAddr, SessionId, SessionInfo};
 use mta_core::expand::{self, FileLookup, UserLookup};
+use mta_core::faults::Fault;
 use mta_core::queue::{self, DeliveryKind, Envelope, EnvelopeId, Failure, MessageId};
 use mta_core::scheduler::Outcome;
 use mta_core::time::UnixTime;
@@ -289,9 +290,14 @@ impl EngineHost {
         let forker = self.forker.clone();
         let myself = self.myself.clone();
         self.pool.spawn(move || {
-            let outcome = match &forker {
-                Some(forker) => forker.deliver(&job),
-                None => deliver_local(&spool, &job),
+            // Not inside deliver_local: fork-server children would each start from a
+            // copy of the same fault counters.
+            let outcome = match crate::monkey::strike(Fault::Delivery) {
+                Some(reason) => DeliveryOutcome::TempFail(reason),
+                None => match &forker {
+                    Some(forker) => forker.deliver(&job),
+                    None => deliver_local(&spool, &job),
+                },
             };
             let outcome = to_outcome(outcome);
             if let Some(host) = myself.upgrade() {
@@ -661,6 +667,16 @@ fn perm_fail(text: &str) -> Outcome {
 /// Answer one of the expander's questions with a blocking lookup (the seam where monkey
 /// mode can make lookups fail temporarily).
 pub fn lookup(question: &expand::Question) -> expand::Answer {
+    let kind = match question {
+        expand::Question::User { .. } => Fault::UserLookup,
+        _ => Fault::FileLookup,
+    };
+    if crate::monkey::strike(kind).is_some() {
+        return match question {
+            expand::Question::User { .. } => expand::Answer::User(UserLookup::TempFail),
+            _ => expand::Answer::File(FileLookup::TempFail),
+        };
+    }
     match question {
         expand::Question::User { name } => expand::Answer::User(match cached_user(name) {
             delivery::user::UserLookup::Found(account) => UserLookup::Found {
