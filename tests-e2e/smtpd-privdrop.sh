@@ -12,6 +12,7 @@
 # Not root, the daemon must not try to drop anything: that is checked and said instead.
 set -euo pipefail
 . "$(dirname "$0")/lib/server.bash"
+. "$(dirname "$0")/lib/config.bash"
 
 build_server
 make_test_dir
