@@ -29,14 +29,16 @@ pub enum Request {
         /// The password the client gave.
         password: Vec<u8>,
     },
-    /// Read a `.forward` file as its user.
+    /// Read the `.forward` file in a directory as its user. Only a file of that name is
+    /// ever read, so that the daemon's account cannot use the root server to read
+    /// another file.
     ReadForward {
         /// The user's id: the file must be theirs.
         uid: u32,
         /// The user's group.
         gid: u32,
-        /// The file.
-        path: String,
+        /// The user's home directory.
+        directory: String,
     },
     /// Remove the daemon's control socket (the path the server was started with) at a
     /// clean exit: after the privilege drop the daemon may not unlink it itself.
@@ -63,7 +65,7 @@ pub enum Reply {
 }
 
 /// `L NUL id NUL msgid NUL sender NUL recipient NUL user NUL method NUL hostname`,
-/// `A NUL id NUL user NUL hex(password)`, `F NUL id NUL uid NUL gid NUL path` or
+/// `A NUL id NUL user NUL hex(password)`, `F NUL id NUL uid NUL gid NUL directory` or
 /// `S NUL id`; `None`
 /// when it would not fit in a packet.
 pub fn encode_request(id: u64, request: &Request) -> Option<Vec<u8>> {
@@ -91,12 +93,16 @@ pub fn encode_request(id: u64, request: &Request) -> Option<Vec<u8>> {
             user.clone(),
             password.iter().map(|b| format!("{b:02x}")).collect(),
         ],
-        Request::ReadForward { uid, gid, path } => vec![
+        Request::ReadForward {
+            uid,
+            gid,
+            directory,
+        } => vec![
             "F".to_owned(),
             id.to_string(),
             uid.to_string(),
             gid.to_string(),
-            path.clone(),
+            directory.clone(),
         ],
         Request::RemoveControlSocket => vec!["S".to_owned(), id.to_string()],
     };
@@ -137,7 +143,7 @@ pub fn decode_request(packet: &[u8]) -> Option<(u64, Request)> {
         "F" => Request::ReadForward {
             uid: f.next()?.parse().ok()?,
             gid: f.next()?.parse().ok()?,
-            path: f.next()?.to_owned(),
+            directory: f.next()?.to_owned(),
         },
         "S" => Request::RemoveControlSocket,
         _ => return None,
@@ -257,7 +263,7 @@ mod tests {
             Request::ReadForward {
                 uid: 1000,
                 gid: 100,
-                path: "/home/a b/.forward".into(),
+                directory: "/home/a b".into(),
             },
             Request::RemoveControlSocket,
         ] {

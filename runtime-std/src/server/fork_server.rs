@@ -185,7 +185,7 @@ impl ForkServer {
         let request = Request::ReadForward {
             uid: user.uid,
             gid: user.gid,
-            path: format!("{}/.forward", user.directory.trim_end_matches('/')),
+            directory: user.directory.clone(),
         };
         match self.ask(&request) {
             Reply::Content(text) => FileLookup::Content(text),
@@ -252,7 +252,7 @@ impl ForkServer {
 /// daemon's account after a root daemon's privilege drop, through the root fork server as
 /// the user; [`FileLookup::Absent`] when neither can read it.
 pub fn forward_file(user: &LocalUser) -> FileLookup {
-    let path = std::path::Path::new(&user.directory).join(".forward");
+    let path = Path::new(&user.directory).join(".forward");
     match fork_request::read_unless_denied(&path, user.uid) {
         Some(found) => found,
         None => installed().map_or(FileLookup::Absent, |forker| forker.read_forward(user)),
@@ -331,17 +331,22 @@ fn answer(spool: &Spool, control_socket: &Path, request: Request) -> Reply {
                 Err(e) => Reply::TempFail(e.to_string()),
             }
         }
-        Request::ReadForward { uid, gid, path } => {
+        Request::ReadForward {
+            uid,
+            gid,
+            directory,
+        } => {
             // SAFETY: geteuid has no preconditions.
             if uid != 0 && unsafe { libc::geteuid() } == 0 {
                 if let Err(e) = super::privdrop::switch_ids(uid, gid) {
                     return Reply::TempFail(e);
                 }
             }
-            match fork_request::read_forward(std::path::Path::new(&path), uid) {
+            let path = Path::new(&directory).join(".forward");
+            match fork_request::read_forward(&path, uid) {
                 FileLookup::Content(text) => Reply::Content(text),
                 FileLookup::Absent => Reply::Absent,
-                FileLookup::TempFail => Reply::TempFail(format!("cannot read {path}")),
+                FileLookup::TempFail => Reply::TempFail(format!("cannot read {}", path.display())),
             }
         }
         Request::RemoveControlSocket => match std::fs::symlink_metadata(control_socket) {

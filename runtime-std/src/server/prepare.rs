@@ -152,7 +152,7 @@ pub fn prepare(
     );
     let control = open_control(opts, daemon, log);
     match &account {
-        Some(account) => become_account(&config, account, log)?,
+        Some(account) => become_account(&config, account, &queue_dir, log)?,
         None => log.info(&format!(
             "smtpd: running as uid {euid} (not started as root: no privileges to drop)"
         )),
@@ -189,10 +189,24 @@ pub fn close_control(control: Option<ControlServer>, log: &Log) {
     }
 }
 
-/// Read what only root can read and is needed later, then become `account`.
-fn become_account(config: &Config, account: &RunAs, log: &Log) -> Result<(), String> {
+/// Read what only root can read and is needed later, then become `account`, and check
+/// that the queue is still reachable (a directory above it may be closed to `account`).
+fn become_account(
+    config: &Config,
+    account: &RunAs,
+    queue_dir: &Path,
+    log: &Log,
+) -> Result<(), String> {
     privdrop::preload_client_tls(config);
     privdrop::drop_to(account).map_err(|e| format!("cannot run as {}: {e}", account.name))?;
+    std::fs::read_dir(queue_dir).map_err(|e| {
+        format!(
+            "the queue {} cannot be reached by {}: {e} (a directory above it is closed to \
+             that account)",
+            queue_dir.display(),
+            account.name
+        )
+    })?;
     log.info(&format!(
         "smtpd: running as {} (uid {})",
         account.name, account.uid
