@@ -555,27 +555,7 @@ impl SessionBackend for EngineHost {
             rdns: None,
             tls: false,
         };
-        let mut lines = Vec::new();
-        let id = {
-            let Ok(mut core) = self.core.lock() else {
-                return 0;
-            };
-            let id = core.engine.open_session(info, unix_now());
-            core.mailboxes.insert(id, mailbox);
-            let mut effects = Vec::new();
-            while let Some(action) = core.engine.poll_action() {
-                route(&mut core, action, &mut effects, &mut lines);
-            }
-            // Opening a session asks for nothing but log lines; keep any effect anyway.
-            for effect in effects {
-                let _ = self.perform_later(effect);
-            }
-            id
-        };
-        for line in lines {
-            self.log.info(&line);
-        }
-        id.0
+        self.open_session(info, mailbox)
     }
 
     fn question(&self, session: u64, req: ReqId, question: Question, received_headers: usize) {
@@ -629,6 +609,32 @@ impl SessionBackend for EngineHost {
 }
 
 impl EngineHost {
+    /// Registers a session described by `info` whose notes go to `mailbox`; returns its
+    /// id (0 when the engine is unavailable).
+    fn open_session(&self, info: SessionInfo, mailbox: Arc<Mailbox>) -> u64 {
+        let mut lines = Vec::new();
+        let id = {
+            let Ok(mut core) = self.core.lock() else {
+                return 0;
+            };
+            let id = core.engine.open_session(info, unix_now());
+            core.mailboxes.insert(id, mailbox);
+            let mut effects = Vec::new();
+            while let Some(action) = core.engine.poll_action() {
+                route(&mut core, action, &mut effects, &mut lines);
+            }
+            // Opening a session asks for nothing but log lines; keep any effect anyway.
+            for effect in effects {
+                let _ = self.perform_later(effect);
+            }
+            id
+        };
+        for line in lines {
+            self.log.info(&line);
+        }
+        id.0
+    }
+
     /// Queue an effect found while the lock was held, to run on a pool thread.
     fn perform_later(&self, action: Action) -> Option<()> {
         let myself = self.myself.clone();

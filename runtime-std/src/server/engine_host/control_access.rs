@@ -10,7 +10,7 @@ use mta_core::engine::{Engine, PeerAddr, SessionInfo};
 use mta_core::table::Table;
 use mta_core::time::UnixTime;
 
-use super::{route, unix_now, EngineHost};
+use super::{unix_now, EngineHost};
 use crate::relay::RelayAgent;
 use crate::server::mailbox::Mailbox;
 
@@ -40,26 +40,7 @@ impl EngineHost {
             rdns: None,
             tls: false,
         };
-        let mut lines = Vec::new();
-        let id = {
-            let Ok(mut core) = self.core.lock() else {
-                return 0;
-            };
-            let id = core.engine.open_session(info, unix_now());
-            core.mailboxes.insert(id, mailbox);
-            let mut effects = Vec::new();
-            while let Some(action) = core.engine.poll_action() {
-                route(&mut core, action, &mut effects, &mut lines);
-            }
-            for effect in effects {
-                let _ = self.perform_later(effect);
-            }
-            id
-        };
-        for line in lines {
-            self.log.info(&line);
-        }
-        id.0
+        self.open_session(info, mailbox)
     }
 
     /// Replaces the contents of the table `table.name` and recompiles the rules; new
