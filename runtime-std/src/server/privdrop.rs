@@ -157,6 +157,11 @@ static CLIENT_TLS: OnceLock<HashMap<ClientTlsKey, Arc<rustls::ClientConfig>>> = 
 /// [`preloaded_client_tls`]. A configuration that cannot be built is left out: the relay
 /// agent then builds it itself and logs why it fails. Only the first call counts.
 pub fn preload_client_tls(config: &Config) {
+    let _ = CLIENT_TLS.set(client_tls_of(config));
+}
+
+/// The client TLS configurations of `config`'s relay actions with a `pki` or a `ca`.
+fn client_tls_of(config: &Config) -> HashMap<ClientTlsKey, Arc<rustls::ClientConfig>> {
     let mut built = HashMap::new();
     for action in config.actions.values() {
         let DeliveryMethod::Relay(relay) = &action.method else {
@@ -178,7 +183,7 @@ pub fn preload_client_tls(config: &Config) {
             }
         }
     }
-    let _ = CLIENT_TLS.set(built);
+    built
 }
 
 fn build_client_tls(config: &Config, key: &ClientTlsKey) -> Option<Arc<rustls::ClientConfig>> {
@@ -239,6 +244,39 @@ mod tests {
         assert_eq!(meta.mode() & 0o777, 0o700);
         let file = std::fs::metadata(dir.join("queue/sub/file")).expect("file");
         assert_eq!((file.uid(), file.gid()), (me.uid, me.gid));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn relay_client_certificates_are_read_ahead() {
+        let dir = std::env::temp_dir().join(format!("smtpd-preload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let made = rcgen::generate_simple_self_signed(vec!["client.example.org".to_owned()])
+            .expect("certificate");
+        let (cert, key) = (dir.join("c.crt"), dir.join("c.key"));
+        std::fs::write(&cert, made.cert.pem()).expect("cert");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("key");
+        let text = format!(
+            "pki client cert \"{c}\"\npki client key \"{k}\"\nca peers cert \"{c}\"\n\
+             action \"out\" relay host smtp+tls://mx.example.org pki client ca peers\n\
+             action \"plain\" relay\n\
+             match from any for any action \"out\"\n",
+            c = cert.display(),
+            k = key.display()
+        );
+        let config = mta_core::config::parse(&text, "t.conf", &[], &mut |p| Err(p.to_owned()))
+            .expect("configuration");
+        let built = client_tls_of(&config);
+        let mut keys: Vec<_> = built.keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                (false, None, Some("client".to_owned())),
+                (true, Some("peers".to_owned()), Some("client".to_owned())),
+            ]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
