@@ -7,6 +7,8 @@
 //! over a pipe. A delivery never runs as root: uid 0 is refused. When the process is not
 //! root it cannot change identity, so every delivery runs in-process as the current user
 //! (the files it creates belong to that user; a home it cannot write fails temporarily).
+//! A process forked for one delivery only (a child of the fork server) calls
+//! [`drop_in_place`] first: it then becomes the recipient itself instead of forking again.
 
 use super::DeliveryOutcome;
 use std::ffi::{CStr, CString};
@@ -14,6 +16,18 @@ use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::io::FromRawFd;
 use std::path::{Path, PathBuf};
+
+/// Set in a process that exists for one delivery and exits after it: [`run_as_user`]
+/// drops privileges in this process rather than in a forked child (one fork less per
+/// delivery).
+static DROP_IN_PLACE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes [`run_as_user`] change this process's identity instead of forking: only for a
+/// single-threaded process that performs one delivery and then exits (it can never get
+/// its privileges back).
+pub fn drop_in_place() {
+    DROP_IN_PLACE.store(true, std::sync::atomic::Ordering::SeqCst);
+}
 
 /// A local account as `getpwnam(3)` describes it.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -143,6 +157,15 @@ where
     let Ok(c_home) = CString::new(home.as_os_str().as_bytes()) else {
         return DeliveryOutcome::PermFail("home directory contains a NUL byte".to_owned());
     };
+    if DROP_IN_PLACE.load(std::sync::atomic::Ordering::SeqCst) {
+        return match drop_privileges(uid, gid, &c_home) {
+            Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(delivery))
+                .unwrap_or_else(|_| {
+                    DeliveryOutcome::TempFail("delivery process panicked".to_owned())
+                }),
+            Err(reason) => DeliveryOutcome::TempFail(reason),
+        };
+    }
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: fds has room for the two descriptors pipe2 writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

@@ -284,6 +284,9 @@ fn serve(socket: RawFd, spool: &Spool, control_socket: &Path) {
         if pid == 0 {
             // SAFETY: the child waits for its own privilege-dropped child: restore SIGCHLD.
             unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+            // This child serves one request and exits: a delivery becomes the recipient
+            // here instead of forking once more.
+            crate::delivery::user::drop_in_place();
             let reply = fork_request::encode_reply(id, &answer(spool, control_socket, request));
             // SAFETY: sending a buffer we own, then leaving at once.
             unsafe {
