@@ -496,6 +496,11 @@ impl Agent {
         if let Some(found) = self.tls_configs.get(&key) {
             return found.clone();
         }
+        // Built before the daemon dropped its privileges (keys only root can read).
+        if let Some(preloaded) = crate::server::privdrop::preloaded_client_tls(&key) {
+            self.tls_configs.insert(key, Some(Arc::clone(&preloaded)));
+            return Some(preloaded);
+        }
         let (verify, ca, pki) = &key;
         let built = self.build_tls(*verify, ca.as_deref(), pki.as_deref());
         let config = match built {

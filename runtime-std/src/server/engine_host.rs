@@ -693,9 +693,9 @@ pub fn lookup(question: &expand::Question) -> expand::Answer {
             delivery::user::UserLookup::NotFound => UserLookup::NotFound,
             delivery::user::UserLookup::TempFail(_) => UserLookup::TempFail,
         }),
+        // Through the root fork server when the home is closed to the daemon's account.
         expand::Question::Forward { user } => {
-            let path = Path::new(&user.directory).join(".forward");
-            expand::Answer::File(read_file(&path, Some(user.uid)))
+            expand::Answer::File(super::fork_server::forward_file(user))
         }
         expand::Question::Include { path } => {
             expand::Answer::File(read_file(Path::new(path), None))
