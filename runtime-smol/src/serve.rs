@@ -175,11 +175,7 @@ pub fn serve_command(options: &runtime_std::cli::Options) -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
-    let mut opts = ServeOptions::new(loaded.state_dir.clone());
-    opts.verbose = options.verbose;
-    if let Some(socket) = &options.socket {
-        opts.control_socket = socket.clone();
-    }
+    let mut opts = ServeOptions::for_command(&loaded, options);
     opts.max_connections = MAX_CONNECTIONS;
     if loaded.builtin {
         // Maildirs of every user go below one shared directory, sticky like /tmp so that

@@ -86,6 +86,28 @@ impl ServeOptions {
         }
     }
 
+    /// The defaults for a daemon started with `options` on `loaded`: its state
+    /// directory, `-v`, and the control socket of `-s`, else of the configuration's
+    /// `control socket "PATH"`, else the default of [`ServeOptions::new`].
+    pub fn for_command(
+        loaded: &crate::config_load::Loaded,
+        options: &crate::cli::Options,
+    ) -> ServeOptions {
+        let mut opts = ServeOptions::new(loaded.state_dir.clone());
+        opts.verbose = options.verbose;
+        if let Some(socket) = options.socket.clone().or_else(|| {
+            loaded
+                .config
+                .options
+                .control_socket
+                .as_ref()
+                .map(PathBuf::from)
+        }) {
+            opts.control_socket = socket;
+        }
+        opts
+    }
+
     /// The queue directory: `queue path` of the configuration, else `$state_dir/queue`.
     pub fn queue_dir(&self, config: &Config) -> PathBuf {
         config

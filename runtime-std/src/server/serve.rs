@@ -80,11 +80,7 @@ pub fn serve_command(options: &crate::cli::Options) -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
-    let mut opts = ServeOptions::new(loaded.state_dir.clone());
-    opts.verbose = options.verbose;
-    if let Some(socket) = &options.socket {
-        opts.control_socket = socket.clone();
-    }
+    let opts = ServeOptions::for_command(&loaded, options);
     if loaded.builtin {
         // Maildirs of every user go below one shared directory, sticky like /tmp so
         // that each user creates (and owns) only their own.

@@ -319,3 +319,23 @@ fn a_local_submission_is_an_ordinary_session_over_a_socket_pair() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_control_socket_comes_from_the_flag_then_the_configuration() {
+    let text = "control socket \"/run/from-config.sock\"\nlisten on 127.0.0.1\naction \"d\" maildir\nmatch from any for local action \"d\"\n";
+    let config = mta_core::config::parse(text, "t.conf", &[], &mut |p| Err(p.to_owned())).unwrap();
+    let loaded = crate::config_load::Loaded {
+        config,
+        file_name: "t.conf".to_owned(),
+        state_dir: PathBuf::from("/var/tmp/state"),
+        builtin: false,
+    };
+    let mut options = crate::cli::Options::default();
+    let opts = super::ServeOptions::for_command(&loaded, &options);
+    assert_eq!(opts.control_socket, PathBuf::from("/run/from-config.sock"));
+    options.socket = Some(PathBuf::from("/tmp/flag.sock"));
+    options.verbose = true;
+    let opts = super::ServeOptions::for_command(&loaded, &options);
+    assert_eq!(opts.control_socket, PathBuf::from("/tmp/flag.sock"));
+    assert!(opts.verbose);
+}
