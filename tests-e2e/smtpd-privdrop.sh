@@ -96,6 +96,16 @@ case "$out" in
 *) fail "the refusal does not say how to create the account: $out" ;;
 esac
 echo "ok: -u with a missing account: refused, with how to create it"
+# -n checks it too, since the daemon could not start.
+if out=$("$SMTPD_STD" -n -u "nosuch$$" -f "$TEST_DIR/smtpd.conf" 2>&1); then
+    fail "-n accepted a missing -u account: $out"
+fi
+case "$out" in
+*"no such account"*) ;;
+*) fail "-n does not name the missing account: $out" ;;
+esac
+"$SMTPD_STD" -n -f "$TEST_DIR/smtpd.conf" >/dev/null || fail "-n refused the _smtpd account"
+echo "ok: -n checks the account the daemon drops to"
 
 start_server "$TEST_DIR/smtpd.conf"
 [ "$(uids_of "$SERVER_PID")" = "$SMTPD_UID $SMTPD_UID $SMTPD_UID $SMTPD_UID" ] \

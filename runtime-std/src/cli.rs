@@ -142,6 +142,17 @@ pub fn check(options: &Options, out: &mut dyn Write, err: &mut dyn Write) -> i32
         Ok(loaded) => {
             let mut problems = check_listen_addresses(&loaded);
             problems.extend(check_certificate_files(&loaded));
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } == 0 {
+                // Run as root, the daemon needs the account it drops to after binding.
+                let account = options
+                    .user
+                    .as_deref()
+                    .unwrap_or(crate::server::privdrop::DEFAULT_ACCOUNT);
+                if let Err(e) = crate::server::privdrop::find_account(account) {
+                    problems.push(format!("smtpd: {e}"));
+                }
+            }
             if !problems.is_empty() {
                 for p in problems {
                     let _ = writeln!(err, "{p}");
