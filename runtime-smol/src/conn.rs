@@ -28,13 +28,12 @@ use std::time::Instant;
 use futures_lite::future;
 use mta_core::engine::ReceivedCounter;
 use runtime_std::auth::FAILURE_DELAY;
-use runtime_std::server::conn::{ConnContext, ListenerTls};
+use runtime_std::server::conn::{announce_tls, storage_refusal, ConnContext, ListenerTls};
 use runtime_std::server::mailbox::{Mailbox, Note};
 use runtime_std::server::trace::SmtpTrace;
 use runtime_std::spool::IncomingMessage;
 use runtime_std::tls::TlsInfo;
 use smol::{unblock, Async, Timer};
-use smtp_proto::reply::{EnhancedStatus, Reply};
 use smtp_proto::server::{Action, Answer, Input, Question, ReqId, ServerConfig, ServerSession};
 
 use crate::fd::MailboxFd;
@@ -211,21 +210,7 @@ impl Conn {
     }
 
     async fn ask(&mut self, req: ReqId, question: Question) {
-        if matches!(question, Question::MailFrom { .. })
-            && !self
-                .ctx
-                .spool
-                .has_room(self.ctx.min_free_bytes)
-                .unwrap_or(true)
-        {
-            self.ctx
-                .log
-                .warn("smtp-in: queue file system is nearly full, refusing mail");
-            let reply = Reply::new(
-                452,
-                Some(EnhancedStatus::new(4, 3, 1)),
-                b"Insufficient system storage".to_vec(),
-            );
+        if let Some(reply) = storage_refusal(&self.ctx, &question) {
             self.session
                 .handle(Input::Answer(req, Answer::from(reply)), Instant::now());
             return;
@@ -438,28 +423,14 @@ impl Conn {
 
     /// TLS is up: tell the session (STARTTLS) and the engine, log what was negotiated.
     async fn tls_active(&mut self, info: &TlsInfo) {
-        self.ctx.log.info(&format!(
-            "smtp-in: session {:016x}: tls ciphers={} peer={}",
+        let starttls = self.tls.as_ref().is_some_and(|t| !t.implicit);
+        announce_tls(
+            &self.ctx,
             self.id,
-            info.ciphers_text(),
-            self.peer
-        ));
-        if self.tls.as_ref().is_some_and(|t| !t.implicit) {
-            self.session.handle(
-                Input::TlsEstablished {
-                    protocol: &info.protocol,
-                    cipher: info.openssl_cipher(),
-                },
-                Instant::now(),
-            );
-        }
-        let clause = info.received_clause();
-        let cipher = clause
-            .strip_prefix(&format!("{}:", info.protocol))
-            .unwrap_or(&clause)
-            .to_owned();
-        let protocol = info.protocol.clone();
-        self.ctx.backend.tls(self.id, protocol, cipher);
+            &self.peer,
+            starttls.then_some(&mut self.session),
+            info,
+        );
     }
 
     /// Write what the session sent (and what TLS has to send); false when the client is

@@ -34,7 +34,7 @@ use super::mailbox::{Mailbox, Note};
 use super::trace::SmtpTrace;
 use crate::auth;
 use crate::spool::{GroupCommitter, IncomingMessage, Spool};
-use crate::tls::TlsStream;
+use crate::tls::{TlsInfo, TlsStream};
 use mta_core::engine::ReceivedCounter;
 
 /// Largest read from the socket at once.
@@ -93,6 +93,54 @@ pub struct ConnContext {
     pub min_free_bytes: u64,
     /// The log.
     pub log: Log,
+}
+
+/// The `452 4.3.1` a MAIL gets while the queue's file system has less free space than
+/// the daemon keeps (logged), or `None` when `question` may go to the engine.
+pub fn storage_refusal(ctx: &ConnContext, question: &Question) -> Option<Reply> {
+    if !matches!(question, Question::MailFrom { .. })
+        || ctx.spool.has_room(ctx.min_free_bytes).unwrap_or(true)
+    {
+        return None;
+    }
+    ctx.log
+        .warn("smtp-in: queue file system is nearly full, refusing mail");
+    Some(Reply::new(
+        452,
+        Some(EnhancedStatus::new(4, 3, 1)),
+        b"Insufficient system storage".to_vec(),
+    ))
+}
+
+/// TLS is up on session `id`: log what was negotiated, tell the session machine when
+/// it came by STARTTLS (`session`; `smtps` had TLS before the banner), and the engine
+/// (for the `Received:` header).
+pub fn announce_tls(
+    ctx: &ConnContext,
+    id: u64,
+    peer: &str,
+    session: Option<&mut ServerSession>,
+    info: &TlsInfo,
+) {
+    ctx.log.info(&format!(
+        "smtp-in: session {id:016x}: tls ciphers={} peer={peer}",
+        info.ciphers_text()
+    ));
+    if let Some(session) = session {
+        session.handle(
+            Input::TlsEstablished {
+                protocol: &info.protocol,
+                cipher: info.openssl_cipher(),
+            },
+            Instant::now(),
+        );
+    }
+    let clause = info.received_clause();
+    let cipher = clause
+        .strip_prefix(&format!("{}:", info.protocol))
+        .unwrap_or(&clause)
+        .to_owned();
+    ctx.backend.tls(id, info.protocol.clone(), cipher);
 }
 
 /// The message being received on a connection.
@@ -370,21 +418,7 @@ impl Conn {
     }
 
     fn ask(&mut self, req: ReqId, question: Question) {
-        if matches!(question, Question::MailFrom { .. })
-            && !self
-                .ctx
-                .spool
-                .has_room(self.ctx.min_free_bytes)
-                .unwrap_or(true)
-        {
-            self.ctx
-                .log
-                .warn("smtp-in: queue file system is nearly full, refusing mail");
-            let reply = Reply::new(
-                452,
-                Some(EnhancedStatus::new(4, 3, 1)),
-                b"Insufficient system storage".to_vec(),
-            );
+        if let Some(reply) = storage_refusal(&self.ctx, &question) {
             self.session
                 .handle(Input::Answer(req, Answer::from(reply)), Instant::now());
             return;
@@ -530,27 +564,14 @@ impl Conn {
             return;
         };
         let info = tls.info().clone();
-        self.ctx.log.info(&format!(
-            "smtp-in: session {:016x}: tls ciphers={} peer={}",
+        let starttls = self.tls.as_ref().is_some_and(|t| !t.implicit);
+        announce_tls(
+            &self.ctx,
             self.id,
-            info.ciphers_text(),
-            self.peer
-        ));
-        if self.tls.as_ref().is_some_and(|t| !t.implicit) {
-            self.session.handle(
-                Input::TlsEstablished {
-                    protocol: &info.protocol,
-                    cipher: info.openssl_cipher(),
-                },
-                Instant::now(),
-            );
-        }
-        let clause = info.received_clause();
-        let cipher = clause
-            .strip_prefix(&format!("{}:", info.protocol))
-            .unwrap_or(&clause)
-            .to_owned();
-        self.ctx.backend.tls(self.id, info.protocol.clone(), cipher);
+            &self.peer,
+            starttls.then_some(&mut self.session),
+            &info,
+        );
     }
 
     fn commit(&mut self, msgid: &str, envelopes: Vec<(String, Vec<u8>)>) -> Result<(), String> {
