@@ -150,49 +150,13 @@ fn start(
     Ok(())
 }
 
-/// `smtpd` without `-n`: load the configuration the command line names (the built-in one
-/// without `-f`), check its listen addresses, and serve it in the foreground, logging to
-/// standard error, with or without `-d`.
+/// `smtpd` without `-n`: serve the configuration the command line names
+/// ([`runtime_std::server::command`]) in the foreground, logging to standard
+/// error, with or without `-d`.
 pub fn serve_command(options: &runtime_std::cli::Options) -> ExitCode {
-    use runtime_std::config_load::{check_listen_addresses, load, LoadError};
-    let loaded = match load(options.file.as_deref(), &options.macros) {
-        Ok(loaded) => loaded,
-        Err(LoadError::Config(errors)) => {
-            for e in &errors.0 {
-                eprintln!("{e}");
-            }
-            return ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let problems = check_listen_addresses(&loaded);
-    if !problems.is_empty() {
-        for p in problems {
-            eprintln!("smtpd: {p}");
-        }
+    let Some(mut c) = runtime_std::server::command(options) else {
         return ExitCode::FAILURE;
-    }
-    let mut opts = ServeOptions::for_command(&loaded, options);
-    opts.max_connections = MAX_CONNECTIONS;
-    if loaded.builtin {
-        // Maildirs of every user go below one shared directory, sticky like /tmp so that
-        // each user creates (and owns) only their own.
-        let mail = loaded.state_dir.join("mail");
-        if std::fs::create_dir_all(&mail).is_ok() {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&mail, std::fs::Permissions::from_mode(0o1777));
-        }
-        eprintln!(
-            "smtpd: using the built-in configuration; mail goes to maildirs under {}",
-            mail.display()
-        );
-    }
-    let run_as = options
-        .user
-        .as_deref()
-        .unwrap_or(runtime_std::server::privdrop::DEFAULT_ACCOUNT);
-    run(loaded.config, &opts, None, run_as)
+    };
+    c.opts.max_connections = MAX_CONNECTIONS;
+    run(c.config, &c.opts, None, &c.run_as)
 }

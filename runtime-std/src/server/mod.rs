@@ -33,7 +33,7 @@ pub mod signals;
 mod tests;
 pub mod trace;
 
-pub use serve::{run, serve_command};
+pub use serve::{command, run, serve_command, Command};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -55,10 +55,21 @@ fn start(config: Config, opts: &ServeOptions, run_as: &str, log: &log::Log) -> R
     Ok(())
 }
 
-/// `smtpd-std` without `-n`: load the configuration the command line names (the built-in
-/// one without `-f`), check its listen addresses, and serve it. The daemon stays in the
-/// foreground and logs to standard error, with or without `-d`.
-pub fn serve_command(options: &crate::cli::Options) -> ExitCode {
+/// What either daemon serves, from its command line: the configuration, loaded and
+/// checked, the serving options, and the account to run as when started as root.
+pub struct Command {
+    /// The configuration (the built-in one without `-f`).
+    pub config: Config,
+    /// The options from `-v`, `-s` and the configuration.
+    pub opts: ServeOptions,
+    /// `-u`, else [`super::privdrop::DEFAULT_ACCOUNT`].
+    pub run_as: String,
+}
+
+/// Load the configuration the command line names (the built-in one without `-f`) and
+/// check its listen addresses; on the built-in configuration, make the shared maildir
+/// directory. `None` when it cannot be served (every problem is printed).
+pub fn command(options: &crate::cli::Options) -> Option<Command> {
     use crate::config_load::{check_listen_addresses, load, LoadError};
     let loaded = match load(options.file.as_deref(), &options.macros) {
         Ok(loaded) => loaded,
@@ -66,11 +77,11 @@ pub fn serve_command(options: &crate::cli::Options) -> ExitCode {
             for e in &errors.0 {
                 eprintln!("{e}");
             }
-            return ExitCode::FAILURE;
+            return None;
         }
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::FAILURE;
+            return None;
         }
     };
     let problems = check_listen_addresses(&loaded);
@@ -78,7 +89,7 @@ pub fn serve_command(options: &crate::cli::Options) -> ExitCode {
         for p in problems {
             eprintln!("{p}");
         }
-        return ExitCode::FAILURE;
+        return None;
     }
     let opts = ServeOptions::for_command(&loaded, options);
     if loaded.builtin {
@@ -91,12 +102,25 @@ pub fn serve_command(options: &crate::cli::Options) -> ExitCode {
         }
         eprintln!(
             "smtpd: using the built-in configuration; mail goes to maildirs under {}",
-            loaded.state_dir.join("mail").display()
+            mail.display()
         );
     }
     let run_as = options
         .user
-        .as_deref()
-        .unwrap_or(super::privdrop::DEFAULT_ACCOUNT);
-    run(loaded.config, &opts, run_as)
+        .clone()
+        .unwrap_or_else(|| super::privdrop::DEFAULT_ACCOUNT.to_owned());
+    Some(Command {
+        config: loaded.config,
+        opts,
+        run_as,
+    })
+}
+
+/// `smtpd-std` without `-n`: serve the configuration of [`command`] in the foreground,
+/// logging to standard error, with or without `-d`.
+pub fn serve_command(options: &crate::cli::Options) -> ExitCode {
+    match command(options) {
+        Some(c) => run(c.config, &c.opts, &c.run_as),
+        None => ExitCode::FAILURE,
+    }
 }
