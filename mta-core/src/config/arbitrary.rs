@@ -3,7 +3,7 @@
 //! generated: references point to declared names, tables have the shape their use needs.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr}; // allow-impure: address values, no socket
 use std::time::Duration;
 
 use quickcheck::{Arbitrary, Gen, QuickCheck};

@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::IpAddr; // allow-impure: address values, no socket
 use std::time::Duration;
 
 use crate::table::{Table, TableEntries, TableSource};

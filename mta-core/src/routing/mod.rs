@@ -87,7 +87,7 @@ pub use select::{connection_order, preferred_over, shuffle, Candidate};
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr}; // allow-impure: address values, no socket
 use std::time::Duration;
 
 use crate::config::MtaOptions;

@@ -1,7 +1,7 @@
 //! The router machine (see the module documentation of [`crate::routing`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::SocketAddr; // allow-impure: address values, no socket
 use std::time::Duration;
 
 use smtp_proto::reply::EnhancedStatus;

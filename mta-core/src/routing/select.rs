@@ -2,7 +2,7 @@
 //! (RFC 5321 §5.1), hosts of equal preference shuffled so that load spreads over them, and
 //! `relay backup` keeping only the exchangers preferred over our own name.
 
-use std::net::SocketAddr;
+use std::net::SocketAddr; // allow-impure: address values, no socket
 
 use super::mx::MxSet;
 use crate::queue::SplitMix64;
