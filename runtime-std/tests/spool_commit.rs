@@ -201,6 +201,85 @@ fn submit_calls_the_completion_once() {
 }
 
 #[test]
+fn a_lone_commit_completes_on_the_callers_thread() {
+    let dir = TempDir::new("lone");
+    let (spool, _) = Spool::open(dir.path()).unwrap();
+    let committer = GroupCommitter::start(spool.clone(), 8).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    committer.submit(
+        write_message(&spool, "l1", b"body", &["e"]),
+        Box::new(move |result| {
+            tx.send((std::thread::current().id(), result.is_ok()))
+                .unwrap()
+        }),
+    );
+    let (thread, ok) = rx.try_recv().expect("completed before submit returned");
+    assert!(ok);
+    assert_eq!(
+        thread,
+        std::thread::current().id(),
+        "no thread hop when alone"
+    );
+    assert_eq!(committer.stats().batches, 1);
+}
+
+#[test]
+fn commits_queued_behind_a_leader_are_handed_to_the_committer_thread() {
+    let dir = TempDir::new("handoff");
+    let (spool, _) = Spool::open(dir.path()).unwrap();
+    let committer = GroupCommitter::start(spool.clone(), 8).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (queued_tx, queued_rx) = std::sync::mpsc::channel::<()>();
+    let leader = {
+        let committer = committer.clone();
+        let incoming = write_message(&spool, "h1", b"first", &["e"]);
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            // The completion runs inside the leader's batch: hold the batch open until
+            // the second commit is queued behind it.
+            committer.submit(
+                incoming,
+                Box::new(move |result| {
+                    queued_rx.recv().unwrap();
+                    tx.send((
+                        "h1",
+                        std::thread::current().name().map(str::to_owned),
+                        result.is_ok(),
+                    ))
+                    .unwrap();
+                    release_rx.recv().unwrap();
+                }),
+            );
+        })
+    };
+    // Wait until the leader is inside its batch (the completion blocks on queued_rx).
+    while committer.stats().batches == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let tx2 = tx.clone();
+    committer.submit(
+        write_message(&spool, "h2", b"second", &["e"]),
+        Box::new(move |result| {
+            tx2.send((
+                "h2",
+                std::thread::current().name().map(str::to_owned),
+                result.is_ok(),
+            ))
+            .unwrap();
+        }),
+    );
+    queued_tx.send(()).unwrap();
+    let first = rx.recv().unwrap();
+    assert_eq!((first.0, first.2), ("h1", true));
+    release_tx.send(()).unwrap();
+    leader.join().unwrap();
+    let second = rx.recv().unwrap();
+    assert_eq!(second, ("h2", Some("spool-commit".to_owned()), true));
+    assert_eq!(read_all(&spool, "h2"), b"second");
+}
+
+#[test]
 fn a_committer_refuses_messages_of_another_spool() {
     let dir = TempDir::new("other");
     let (first, _) = Spool::open(dir.path().join("a")).unwrap();

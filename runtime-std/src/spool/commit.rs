@@ -1,25 +1,28 @@
-//! Group commit: one thread makes many sessions' messages durable in batches, sharing the
-//! journal commits of their fsyncs and the fsync of `queue/` between every message of a
-//! batch.
+//! Group commit: many sessions' messages made durable in batches, sharing the journal
+//! commits of their fsyncs and the fsync of `queue/` between every message of a batch.
 //!
 //! A message's own files (body, envelope file) are fsynced by the sender's thread
 //! ([`GroupCommitter::commit`], [`GroupCommitter::sync_then_submit`]), so that concurrent
-//! senders' fsyncs overlap in the kernel, or else by the committer thread
-//! ([`GroupCommitter::submit`]). A batch is every request waiting when the committer gets
-//! to it (up to `max_batch`): the files not synced yet are, each envelope file is renamed
-//! to its final name (the commit), `queue/` is fsynced once, and then every completion is
-//! called. If that last fsync fails, the batch's messages are taken back out of the queue
-//! and every sender gets the error.
+//! senders' fsyncs overlap in the kernel, or else by the leader ([`GroupCommitter::submit`]).
+//! The first sender to find no batch in progress becomes the leader and commits every
+//! request waiting (up to `max_batch`) on its own thread, so a lone session pays no thread
+//! hop; the others only queue theirs. If more requests arrived meanwhile, the leader hands
+//! them to the committer thread rather than keep its own session waiting, and that thread
+//! leads batch after batch until none is left. A batch: the files not synced yet are, each
+//! envelope file is
+//! renamed to its final name (the commit), `queue/` is fsynced once, and then every
+//! completion is called. If that last fsync fails, the batch's messages are taken back out
+//! of the queue and every sender gets the error.
 
 use super::incoming::PreparedCommit;
 use super::{IncomingMessage, Spool};
 use std::io;
+use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 
-/// Called exactly once with the outcome of a commit, on the committer's thread: `Ok(())`
+/// Called exactly once with the outcome of a commit, on the leader's thread: `Ok(())`
 /// means the message is durable and queued, so the session may answer 250. Keep it short
 /// (send on a channel, wake a task): the next batch waits for it.
 pub type CommitCompletion = Box<dyn FnOnce(io::Result<()>) + Send>;
@@ -29,9 +32,9 @@ struct Request {
     done: CommitCompletion,
 }
 
-/// A message as handed to the committer thread.
+/// A message as handed to the committer.
 enum Staged {
-    /// Still buffered: the committer flushes and syncs it.
+    /// Still buffered: the leader flushes and syncs it.
     Written(IncomingMessage),
     /// Already flushed and synced by the submitting thread (or failed doing so).
     Synced(io::Result<PreparedCommit>),
@@ -55,16 +58,59 @@ struct Counters {
     failures: AtomicU64,
 }
 
-/// A handle to the committer thread. Clone it into every session thread; the thread ends
-/// once every handle is dropped and the last batch is answered.
+/// Requests waiting for the next batch, and who commits them.
+#[derive(Default)]
+struct Waiting {
+    requests: Vec<Request>,
+    /// A sender or the committer thread is committing a batch.
+    leader: bool,
+    /// The committer thread is to take over the leadership.
+    handed_off: bool,
+    /// Every handle is gone: the committer thread ends.
+    closed: bool,
+}
+
+struct Shared {
+    spool: Spool,
+    max_batch: usize,
+    waiting: Mutex<Waiting>,
+    hand_off: Condvar,
+    counters: Counters,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Take the next batch out of `waiting`.
+    fn next_batch(&self, waiting: &mut Waiting) -> Vec<Request> {
+        let take = waiting.requests.len().min(self.max_batch);
+        let rest = waiting.requests.split_off(take);
+        mem::replace(&mut waiting.requests, rest)
+    }
+}
+
+/// Ends the committer thread once the last handle is dropped.
+struct Owner(Arc<Shared>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.hand_off.notify_all();
+    }
+}
+
+/// A handle to the spool's group commit; clone it into every session.
 ///
 /// From blocking code call [`GroupCommitter::commit`]. From an async runtime (smol) call
-/// [`GroupCommitter::submit`] with a completion that sends the result on an async channel
-/// (or wakes a waker); `submit` itself never blocks.
+/// [`GroupCommitter::sync_then_submit`] from its blocking pool, or
+/// [`GroupCommitter::submit`], with a completion that sends the result on an async
+/// channel (or wakes a waker).
 #[derive(Clone)]
 pub struct GroupCommitter {
-    requests: Sender<Request>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+    _owner: Arc<Owner>,
 }
 
 impl std::fmt::Debug for GroupCommitter {
@@ -76,36 +122,57 @@ impl std::fmt::Debug for GroupCommitter {
 }
 
 impl GroupCommitter {
-    /// Start the committer thread for `spool`, committing at most `max_batch` messages
-    /// per shared fsync (at least 1).
+    /// A committer for `spool`, committing at most `max_batch` messages per shared fsync
+    /// (at least 1).
+    ///
+    /// # Errors
+    ///
+    /// When the committer thread cannot be started.
     pub fn start(spool: Spool, max_batch: usize) -> io::Result<GroupCommitter> {
-        let (requests, inbox) = mpsc::channel();
-        let counters = Arc::new(Counters::default());
-        let thread_counters = Arc::clone(&counters);
-        let max_batch = max_batch.max(1);
+        let shared = Arc::new(Shared {
+            spool,
+            max_batch: max_batch.max(1),
+            waiting: Mutex::new(Waiting::default()),
+            hand_off: Condvar::new(),
+            counters: Counters::default(),
+        });
+        let thread_shared = Arc::clone(&shared);
         thread::Builder::new()
             .name("spool-commit".into())
-            .spawn(move || run(spool, inbox, max_batch, thread_counters))?;
-        Ok(GroupCommitter { requests, counters })
+            .spawn(move || run(&thread_shared))?;
+        Ok(GroupCommitter {
+            _owner: Arc::new(Owner(Arc::clone(&shared))),
+            shared,
+        })
     }
 
-    /// Queue `message` (created from this committer's spool, else it fails) for the next
-    /// batch; `done` is called once it is durable or failed.
-    /// If the committer thread is gone, `done` is called at once with an error.
+    /// Commit `message` (created from this committer's spool, else it fails) in a batch;
+    /// `done` is called once it is durable or failed, perhaps on this thread before the
+    /// call returns (when it leads the batch), perhaps on another's.
     pub fn submit(&self, message: IncomingMessage, done: CommitCompletion) {
         self.send(Staged::Written(message), done);
     }
 
+    /// Queue the request; when no one is committing, lead one batch (with it) here and
+    /// hand whatever arrived meanwhile to the committer thread.
     fn send(&self, message: Staged, done: CommitCompletion) {
-        if let Err(mpsc::SendError(request)) = self.requests.send(Request { message, done }) {
-            (request.done)(Err(io::Error::other("spool committer stopped")));
+        let shared = &self.shared;
+        let mut waiting = shared.lock();
+        waiting.requests.push(Request { message, done });
+        if waiting.leader {
+            return;
         }
+        waiting.leader = true;
+        let batch = shared.next_batch(&mut waiting);
+        drop(waiting);
+        let leading = Leading(shared);
+        commit_batch(&shared.spool, batch, &shared.counters);
+        drop(leading);
     }
 
     /// Fsync `message`'s files on the calling thread (a blocking one: concurrent callers'
-    /// fsyncs share the journal's commits), then queue it for the next batch's rename and
-    /// shared fsync of `queue/` without waiting; `done` is called once it is durable or
-    /// failed. An async runtime calls this from its blocking pool.
+    /// fsyncs share the journal's commits), then commit it in a batch; `done` is called
+    /// once it is durable or failed. An async runtime calls this from its blocking pool.
     pub fn sync_then_submit(&self, message: IncomingMessage, done: CommitCompletion) {
         let prepared = message.prepare().and_then(|mut prepared| {
             prepared.start_writeback();
@@ -116,15 +183,11 @@ impl GroupCommitter {
 
     /// Commit `message` and wait until it is durable (or failed). The message's own
     /// files are fsynced on the calling thread, so that concurrent callers' fsyncs overlap
-    /// in the kernel; the committer thread then renames and shares the `queue/` fsync.
+    /// in the kernel; the batch then renames and shares the `queue/` fsync.
     pub fn commit(&self, message: IncomingMessage) -> io::Result<()> {
-        let prepared = message.prepare().and_then(|mut prepared| {
-            prepared.start_writeback();
-            prepared.sync_contents().map(|()| prepared)
-        });
         let (tx, rx) = mpsc::sync_channel(1);
-        self.send(
-            Staged::Synced(prepared),
+        self.sync_then_submit(
+            message,
             Box::new(move |result| {
                 let _ = tx.send(result);
             }),
@@ -135,24 +198,53 @@ impl GroupCommitter {
 
     /// The counters so far.
     pub fn stats(&self) -> CommitStats {
+        let counters = &self.shared.counters;
         CommitStats {
-            commits: self.counters.commits.load(Ordering::Relaxed),
-            batches: self.counters.batches.load(Ordering::Relaxed),
-            failures: self.counters.failures.load(Ordering::Relaxed),
+            commits: counters.commits.load(Ordering::Relaxed),
+            batches: counters.batches.load(Ordering::Relaxed),
+            failures: counters.failures.load(Ordering::Relaxed),
         }
     }
 }
 
-fn run(spool: Spool, inbox: Receiver<Request>, max_batch: usize, counters: Arc<Counters>) {
-    while let Ok(first) = inbox.recv() {
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
-            match inbox.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
+/// The leadership of a sender: given up, or handed to the committer thread when requests
+/// arrived meanwhile, as the sender's batch ends (even by a panic).
+struct Leading<'a>(&'a Shared);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.0.lock();
+        if waiting.requests.is_empty() {
+            waiting.leader = false;
+        } else {
+            waiting.handed_off = true;
+            drop(waiting);
+            self.0.hand_off.notify_one();
         }
-        commit_batch(&spool, batch, &counters);
+    }
+}
+
+/// The committer thread: leads batches from a hand-off until none is waiting.
+fn run(shared: &Shared) {
+    let mut waiting = shared.lock();
+    loop {
+        while !waiting.handed_off && !waiting.closed {
+            waiting = shared
+                .hand_off
+                .wait(waiting)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if !waiting.handed_off {
+            return;
+        }
+        while !waiting.requests.is_empty() {
+            let batch = shared.next_batch(&mut waiting);
+            drop(waiting);
+            commit_batch(&shared.spool, batch, &shared.counters);
+            waiting = shared.lock();
+        }
+        waiting.handed_off = false;
+        waiting.leader = false;
     }
 }
 
