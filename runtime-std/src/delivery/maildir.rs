@@ -7,6 +7,7 @@
 //! the `.Junk` folder (Maildir++), created on first use. CRLF line ends are written as LF.
 
 use super::{DeliveryOutcome, UnixLines};
+use std::collections::HashSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -31,32 +32,58 @@ pub fn deliver(maildir: &Path, junk: bool, message: &mut dyn Read) -> DeliveryOu
 /// `tmp/`, just before it is renamed into `new/`: when it says yes (the daemon that asked
 /// for the delivery is gone, so the envelope stays queued and will be delivered again),
 /// the copy is removed and the delivery is a temporary failure.
+///
+/// This is [`ensure_maildir`], then [`store`], then [`sync_dir`] of the `new/`
+/// directory: one delivery on its own. Callers that deliver many messages share the last
+/// step (see [`store`]).
 pub fn deliver_unless(
     maildir: &Path,
     junk: bool,
     message: &mut dyn Read,
     abandon: &dyn Fn() -> bool,
 ) -> DeliveryOutcome {
-    match deliver_inner(maildir, junk, message, abandon) {
+    let stored = ensure_maildir(maildir)
+        .and_then(|()| store(maildir, junk, message, abandon))
+        .and_then(|new_dir| sync_dir(&new_dir));
+    match stored {
         Ok(()) => DeliveryOutcome::Delivered,
-        Err(e) => DeliveryOutcome::from_io(&format!("maildir {}", maildir.display()), &e),
+        Err(e) => failure(maildir, &e),
     }
 }
 
-fn deliver_inner(
+/// The temporary failure of a delivery into `maildir`, in the words every caller uses.
+pub fn failure(maildir: &Path, error: &io::Error) -> DeliveryOutcome {
+    DeliveryOutcome::from_io(&format!("maildir {}", maildir.display()), error)
+}
+
+/// The per-message part of a delivery: write `message` into `tmp/` under a unique name,
+/// fsync it, ask `abandon` (see [`deliver_unless`]), rename it into `new/` (or the junk
+/// folder's, see [`deliver`]) and return that `new/` directory.
+///
+/// The message is NOT delivered yet when this returns: its directory entry becomes
+/// durable only with a [`sync_dir`] of the returned directory that starts after this
+/// call. That split lets one directory fsync serve many messages (a batch, or the
+/// threads of [`super::dir_sync`]). It does not create the maildir first (the caller
+/// knows whether it exists, e.g. [`KnownMaildirs`]), but a missing `tmp/` or `new/`
+/// (`ENOENT`) is created by [`ensure_maildir`] and the step tried once more.
+///
+/// # Errors
+/// Any file system error; the copy in `tmp/` is removed then.
+pub fn store(
     maildir: &Path,
     junk: bool,
     message: &mut dyn Read,
     abandon: &dyn Fn() -> bool,
-) -> io::Result<()> {
-    ensure_maildir(maildir)?;
+) -> io::Result<PathBuf> {
     let name = unique_name(SystemTime::now());
     let tmp_path = maildir.join("tmp").join(&name);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp_path)?;
+    let mut file = match create_tmp(&tmp_path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            ensure_maildir(maildir)?;
+            create_tmp(&tmp_path)?
+        }
+        other => other?,
+    };
     let copied = copy_scanning(&mut UnixLines::new(message), &mut file);
     let spam = match copied.and_then(|spam| file.sync_all().map(|()| spam)) {
         Ok(spam) => spam,
@@ -68,9 +95,7 @@ fn deliver_inner(
     };
     drop(file);
     let folder = if junk && spam {
-        let folder = maildir.join(JUNK_FOLDER);
-        ensure_maildir(&folder)?;
-        folder
+        maildir.join(JUNK_FOLDER)
     } else {
         maildir.to_path_buf()
     };
@@ -82,11 +107,80 @@ fn deliver_inner(
             "delivery abandoned: the daemon is gone",
         ));
     }
-    if let Err(e) = fs::rename(&tmp_path, new_dir.join(&name)) {
+    let target = new_dir.join(&name);
+    let renamed = match fs::rename(&tmp_path, &target) {
+        // The junk folder is created on first use; a maildir may lose `new/` meanwhile.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            ensure_maildir(&folder).and_then(|()| fs::rename(&tmp_path, &target))
+        }
+        other => other,
+    };
+    if let Err(e) = renamed {
         let _ = fs::remove_file(&tmp_path);
         return Err(e);
     }
-    File::open(&new_dir)?.sync_all()
+    Ok(new_dir)
+}
+
+fn create_tmp(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Fsync the directory `dir`: after it, the entries renamed into it before the call
+/// started survive a crash.
+///
+/// # Errors
+/// When the directory cannot be opened or synced.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The most maildirs a [`KnownMaildirs`] remembers; past it, it starts over.
+const MAX_KNOWN: usize = 1024;
+
+/// Maildirs this process has already checked with [`ensure_maildir`], so that each
+/// delivery into one does not repeat its four `mkdir` attempts. A maildir removed
+/// meanwhile is recreated by [`store`] (on `ENOENT`); forgetting is never wrong.
+#[derive(Default, Debug)]
+pub struct KnownMaildirs {
+    known: HashSet<PathBuf>,
+}
+
+impl KnownMaildirs {
+    /// An empty memory.
+    pub fn new() -> KnownMaildirs {
+        KnownMaildirs::default()
+    }
+
+    /// [`ensure_maildir`] the first time `dir` is seen; nothing afterwards.
+    ///
+    /// # Errors
+    /// Those of [`ensure_maildir`]; `dir` is not remembered then.
+    pub fn ensure(&mut self, dir: &Path) -> io::Result<()> {
+        if !self.knows(dir) {
+            ensure_maildir(dir)?;
+            self.remember(dir);
+        }
+        Ok(())
+    }
+
+    /// Whether `dir` was checked already.
+    pub fn knows(&self, dir: &Path) -> bool {
+        self.known.contains(dir)
+    }
+
+    /// Remember that `dir` was checked (for callers that check it without holding this
+    /// memory, e.g. under a lock shared by threads).
+    pub fn remember(&mut self, dir: &Path) {
+        if self.known.len() >= MAX_KNOWN {
+            self.known.clear();
+        }
+        self.known.insert(dir.to_path_buf());
+    }
 }
 
 /// Create `dir` with `tmp/`, `new/` and `cur/` (mode 0700) where missing.

@@ -4,6 +4,7 @@
 //! where monkey mode can inject faults).
 
 use std::collections::VecDeque;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
@@ -11,9 +12,10 @@ use std::time::{Duration, SystemTime};
 use mta_core::expand::{LocalMethod, LocalUser};
 
 use crate::delivery::lmtp::{self, LmtpDestination, LmtpRequest};
+use crate::delivery::maildir::KnownMaildirs;
 use crate::delivery::mda::{self, MdaCommand, MdaEnvironment, DEFAULT_PATH};
 use crate::delivery::user::{lookup_user, run_as_user, UserLookup};
-use crate::delivery::{maildir, mbox, DeliveryOutcome};
+use crate::delivery::{dir_sync, maildir, mbox, DeliveryOutcome};
 use crate::spool::Spool;
 
 /// How long an MDA command or LMTP exchange may take.
@@ -76,7 +78,7 @@ pub fn deliver_local(spool: &Spool, job: &LocalJob) -> DeliveryOutcome {
             let junk = *junk;
             let spool = spool.clone();
             run_as_user(account.uid, account.gid, &home, move || {
-                maildir::deliver_unless(&path, junk, &mut message, &|| !spool.owner_alive())
+                deliver_maildir(&path, junk, &mut message, &|| !spool.owner_alive())
             })
         }
         LocalMethod::Mbox => {
@@ -138,6 +140,41 @@ pub fn deliver_local(spool: &Spool, job: &LocalJob) -> DeliveryOutcome {
                 .next()
                 .unwrap_or_else(|| DeliveryOutcome::TempFail("lmtp: no reply".to_owned()))
         }
+    }
+}
+
+/// A maildir delivery in this process, sharing what concurrent ones can: the maildir is
+/// checked once per process ([`KnownMaildirs`]) and the fsync of `new/` is shared with
+/// the other delivery threads ([`dir_sync::shared`]). The outcome is the same as
+/// [`maildir::deliver_unless`]'s: delivered only once the directory entry is durable.
+fn deliver_maildir(
+    path: &Path,
+    junk: bool,
+    message: &mut dyn Read,
+    abandon: &dyn Fn() -> bool,
+) -> DeliveryOutcome {
+    static KNOWN: Mutex<Option<KnownMaildirs>> = Mutex::new(None);
+    let known = |dir: &Path| {
+        KNOWN
+            .lock()
+            .is_ok_and(|known| known.as_ref().is_some_and(|k| k.knows(dir)))
+    };
+    // Checked outside the lock: a slow file system must not hold up other maildirs.
+    let checked = if known(path) {
+        Ok(())
+    } else {
+        maildir::ensure_maildir(path).map(|()| {
+            if let Ok(mut known) = KNOWN.lock() {
+                known.get_or_insert_with(KnownMaildirs::new).remember(path);
+            }
+        })
+    };
+    let stored = checked
+        .and_then(|()| maildir::store(path, junk, message, abandon))
+        .and_then(|new_dir| dir_sync::shared().sync(&new_dir));
+    match stored {
+        Ok(()) => DeliveryOutcome::Delivered,
+        Err(e) => maildir::failure(path, &e),
     }
 }
 
