@@ -18,6 +18,7 @@ use mta_core::config::{Config, Family, ListenAddress, Listener};
 use smtp_proto::server::ServerConfig;
 
 use super::conn::{serve, ConnContext, ListenerTls};
+use super::conn_threads::ConnThreads;
 use super::mailbox::{Mailbox, Note};
 use super::signals::StopSignal;
 
@@ -264,6 +265,7 @@ pub fn accept_loop(
     paused: &SmtpPause,
 ) {
     let mut next_id: u64 = 0;
+    let threads = ConnThreads::default();
     loop {
         let mut fds: Vec<libc::pollfd> = bound
             .iter()
@@ -334,16 +336,13 @@ pub fn accept_loop(
                 let tls = b.tls.clone();
                 let index = b.index;
                 let conns = Arc::clone(connections);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("smtp-in-{id}"))
-                    .stack_size(256 * 1024)
-                    .spawn(move || {
-                        serve(stream, index, config, tls, ctx, mailbox);
-                        if let Ok(mut live) = conns.live.lock() {
-                            live.remove(&id);
-                        }
-                        conns.ended.notify_all();
-                    });
+                let spawned = threads.run(move || {
+                    serve(stream, index, config, tls, ctx, mailbox);
+                    if let Ok(mut live) = conns.live.lock() {
+                        live.remove(&id);
+                    }
+                    conns.ended.notify_all();
+                });
                 if let Err(e) = spawned {
                     ctx_warn_spawn(connections, id, &e);
                 }

@@ -17,6 +17,7 @@
 //! seams where monkey mode will wrap faults.
 
 pub mod conn;
+mod conn_threads;
 pub mod daemon_control;
 pub mod delivery_worker;
 pub mod engine_host;
