@@ -9,13 +9,15 @@ use crate::queue::{self, EnvelopeId, MessageId};
 use crate::scheduler::{Scope, Target};
 use crate::time::UnixTime;
 
-/// The subsystems smtpctl(8) can `trace`.
+/// The subsystems smtpctl(8) can `trace` (`transfer` is the older name of `mta`,
+/// outgoing sessions).
 pub const TRACE_SUBSYSTEMS: &[&str] = &[
     "imsg",
     "io",
     "smtp",
     "filters",
     "mta",
+    "transfer",
     "bounce",
     "scheduler",
     "expand",

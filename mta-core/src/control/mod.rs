@@ -14,6 +14,7 @@
 //! message`, local submission).
 
 mod answer;
+mod offline;
 mod queue_row;
 mod wire;
 
@@ -21,6 +22,10 @@ mod wire;
 mod tests;
 
 pub use answer::{Answer, ControlState, Effect, TRACE_SUBSYSTEMS};
+pub use offline::{
+    decode_offline, encode_offline, OfflineError, OfflineMessage, MAX_OFFLINE_LINE,
+    MAX_OFFLINE_RECIPIENTS, OFFLINE_MAGIC, OFFLINE_VERSION,
+};
 pub use queue_row::QueueRow;
 pub use wire::{decode, encode, DecodeError, FrameDecoder, Reader, Wire, HEADER_LEN};
 
