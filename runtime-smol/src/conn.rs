@@ -8,9 +8,10 @@
 //! backpressure), the session's deadline. An idle connection holds no read buffer: bytes
 //! are read into a buffer of the executor thread and handed to the session at once.
 //! What may block runs on smol's blocking pool: recipients (the engine may look accounts
-//! and `.forward` files up), creating the spool file, body writes that do not fit in its
-//! buffer, and the fsyncs of a commit, after which the group committer renames and
-//! completes through a channel that wakes the task. The other questions, the commit
+//! and `.forward` files up), creating the spool file (at the commit, or once a message
+//! outgrows [`BUFFER_BEFORE_OPEN`]), body writes that do not fit in its buffer, and the
+//! fsyncs of a commit, after which the group committer renames and completes through a
+//! channel that wakes the task. The other questions, the commit
 //! report, opening and closing a session, TLS news and an aborted body only take the
 //! engine's lock briefly (their effects go to other threads) and are called here.
 //!
@@ -42,12 +43,43 @@ use crate::link::{Inbound, Link, READ_CHUNK};
 /// The reply buffer kept between batches; a bigger one is given back after a write.
 const KEEP_OUT: usize = 4096;
 
+/// Most bytes of a message kept in memory before its spool file is created: a message
+/// this small costs one blocking-pool hop (at the commit) instead of two.
+const BUFFER_BEFORE_OPEN: usize = 64 * 1024;
+
 /// The message being received on a connection.
 enum Receiving {
     None,
+    /// Its header and first bytes, in memory: the spool file is created with the first
+    /// write that does not fit, or at the commit.
+    Buffered(String, Vec<u8>),
     Open(IncomingMessage),
     /// Opening or writing failed; the commit will be refused with this reason.
     Failed(String, String),
+}
+
+/// A message handed to the blocking pool for its commit.
+enum Staged {
+    Buffered(String, Vec<u8>),
+    Open(IncomingMessage),
+}
+
+/// Create the spool file of `msgid` and write `parts` into it (blocking).
+fn open_with(
+    spool: &runtime_std::spool::Spool,
+    msgid: &str,
+    parts: &[&[u8]],
+) -> Result<IncomingMessage, String> {
+    let mut message = spool
+        .create_incoming(msgid)
+        .map_err(|e| format!("spool create: {e}"))?;
+    for part in parts {
+        if let Err(e) = message.write_chunk(part) {
+            let _ = message.abort();
+            return Err(format!("spool write: {e}"));
+        }
+    }
+    Ok(message)
 }
 
 /// What woke a waiting connection.
@@ -236,29 +268,49 @@ impl Conn {
 
     async fn body(&mut self, chunk: bytes::Bytes) {
         self.counter.feed(&chunk);
-        if let Receiving::Open(message) = &mut self.receiving {
-            if message.fits_in_buffer(chunk.len()) {
-                // Only a copy into the spool file's buffer: no system call, no thread hop.
-                if let Err(e) = message.write_chunk(&chunk) {
-                    let msgid = message.msgid().to_owned();
-                    self.fail(msgid, format!("spool write: {e}")).await;
-                }
+        let (msgid, result) = match std::mem::replace(&mut self.receiving, Receiving::None) {
+            Receiving::Buffered(msgid, mut data)
+                if data.len().saturating_add(chunk.len()) <= BUFFER_BEFORE_OPEN =>
+            {
+                data.extend_from_slice(&chunk);
+                self.receiving = Receiving::Buffered(msgid, data);
                 return;
             }
-        }
-        if let Receiving::Open(mut message) =
-            std::mem::replace(&mut self.receiving, Receiving::None)
-        {
-            let (message, result) = unblock(move || {
-                let result = message.write_chunk(&chunk);
-                (message, result)
-            })
-            .await;
-            let msgid = message.msgid().to_owned();
-            self.receiving = Receiving::Open(message);
-            if let Err(e) = result {
-                self.fail(msgid, format!("spool write: {e}")).await;
+            Receiving::Buffered(msgid, data) => {
+                let spool = self.ctx.spool.clone();
+                let id = msgid.clone();
+                match unblock(move || open_with(&spool, &id, &[&data, &chunk])).await {
+                    Ok(message) => {
+                        self.receiving = Receiving::Open(message);
+                        return;
+                    }
+                    Err(reason) => (msgid, Err(reason)),
+                }
             }
+            Receiving::Open(mut message) if message.fits_in_buffer(chunk.len()) => {
+                // Only a copy into the spool file's buffer: no system call, no thread hop.
+                let result = message.write_chunk(&chunk);
+                let msgid = message.msgid().to_owned();
+                self.receiving = Receiving::Open(message);
+                (msgid, result.map_err(|e| format!("spool write: {e}")))
+            }
+            Receiving::Open(mut message) => {
+                let (message, result) = unblock(move || {
+                    let result = message.write_chunk(&chunk);
+                    (message, result)
+                })
+                .await;
+                let msgid = message.msgid().to_owned();
+                self.receiving = Receiving::Open(message);
+                (msgid, result.map_err(|e| format!("spool write: {e}")))
+            }
+            other => {
+                self.receiving = other;
+                return;
+            }
+        };
+        if let Err(reason) = result {
+            self.fail(msgid, reason).await;
         }
     }
 
@@ -290,25 +342,9 @@ impl Conn {
             },
             Note::Open { msgid, header } => {
                 self.drop_message().await;
-                let spool = self.ctx.spool.clone();
-                let id = msgid.clone();
-                let opened = unblock(move || {
-                    let mut message = spool
-                        .create_incoming(&id)
-                        .map_err(|e| format!("spool create: {e}"))?;
-                    match message.write_chunk(&header) {
-                        Ok(()) => Ok(message),
-                        Err(e) => {
-                            let _ = message.abort();
-                            Err(format!("spool write: {e}"))
-                        }
-                    }
-                })
-                .await;
-                match opened {
-                    Ok(message) => self.receiving = Receiving::Open(message),
-                    Err(reason) => self.fail(msgid, reason).await,
-                }
+                let mut data = Vec::with_capacity(header.len().max(4096));
+                data.extend_from_slice(&header);
+                self.receiving = Receiving::Buffered(msgid, data);
             }
             Note::Commit { msgid, envelopes } => {
                 let result = self.commit(&msgid, envelopes).await;
@@ -323,7 +359,7 @@ impl Conn {
             Note::Abort { msgid } => {
                 let matches = match &self.receiving {
                     Receiving::Open(m) => m.msgid() == msgid,
-                    Receiving::Failed(id, _) => *id == msgid,
+                    Receiving::Buffered(id, _) | Receiving::Failed(id, _) => *id == msgid,
                     Receiving::None => false,
                 };
                 if matches {
@@ -340,40 +376,53 @@ impl Conn {
         msgid: &str,
         envelopes: Vec<(String, Vec<u8>)>,
     ) -> Result<(), String> {
-        match std::mem::replace(&mut self.receiving, Receiving::None) {
-            Receiving::Open(mut message) if message.msgid() == msgid => {
-                let (tx, rx) = async_channel::bounded(1);
-                let committer = self.ctx.committer.clone();
-                // One hop to the blocking pool: the envelope file is written and both files
-                // fsynced there (concurrently with other sessions' commits, so they share the
-                // journal's commits); the committer then renames and shares `queue/`'s fsync.
-                unblock(move || {
-                    for (evpid, record) in &envelopes {
-                        if let Err(e) = message.add_envelope(evpid, record) {
-                            let _ = message.abort();
-                            let _ = tx.try_send(Err(e));
-                            return;
-                        }
-                    }
-                    committer.sync_then_submit(
-                        message,
-                        Box::new(move |result| {
-                            let _ = tx.try_send(result);
-                        }),
-                    );
-                })
-                .await;
-                match rx.recv().await {
-                    Ok(result) => result.map_err(|e| format!("commit: {e}")),
-                    Err(_) => Err("commit: the spool committer stopped".to_owned()),
-                }
-            }
+        let staged = match std::mem::replace(&mut self.receiving, Receiving::None) {
+            Receiving::Buffered(id, data) if id == msgid => Staged::Buffered(id, data),
+            Receiving::Open(message) if message.msgid() == msgid => Staged::Open(message),
+            Receiving::Buffered(..) => return Err(format!("message {msgid} is not the one open")),
             Receiving::Open(other) => {
                 let _ = unblock(move || other.abort()).await;
-                Err(format!("message {msgid} is not the one open"))
+                return Err(format!("message {msgid} is not the one open"));
             }
-            Receiving::Failed(_, reason) => Err(reason),
-            Receiving::None => Err(format!("message {msgid} was never opened")),
+            Receiving::Failed(_, reason) => return Err(reason),
+            Receiving::None => return Err(format!("message {msgid} was never opened")),
+        };
+        let (tx, rx) = async_channel::bounded(1);
+        let committer = self.ctx.committer.clone();
+        let spool = self.ctx.spool.clone();
+        // One hop to the blocking pool: the spool file is created and written if it was
+        // not yet, the envelope file written and both fsynced there (concurrently with
+        // other sessions' commits), then the group commit renames and shares `queue/`'s
+        // fsync, on that thread when no other commit is in progress.
+        unblock(move || {
+            let mut message = match staged {
+                Staged::Open(message) => message,
+                Staged::Buffered(id, data) => match open_with(&spool, &id, &[&data]) {
+                    Ok(message) => message,
+                    Err(reason) => {
+                        let _ = tx.try_send(Err(std::io::Error::other(reason)));
+                        return;
+                    }
+                },
+            };
+            for (evpid, record) in &envelopes {
+                if let Err(e) = message.add_envelope(evpid, record) {
+                    let _ = message.abort();
+                    let _ = tx.try_send(Err(e));
+                    return;
+                }
+            }
+            committer.sync_then_submit(
+                message,
+                Box::new(move |result| {
+                    let _ = tx.try_send(result);
+                }),
+            );
+        })
+        .await;
+        match rx.recv().await {
+            Ok(result) => result.map_err(|e| format!("commit: {e}")),
+            Err(_) => Err("commit: the spool committer stopped".to_owned()),
         }
     }
 
