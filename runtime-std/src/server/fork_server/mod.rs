@@ -3,13 +3,19 @@
 //! A delivery as another user needs its own process (setuid is per process). Forking the
 //! daemon itself is slow: it is multi-threaded, so every fork copies its page tables and
 //! makes the kernel flush the TLBs of every CPU running one of its threads. So, at start
-//! and before any thread exists, the daemon forks this small single-threaded server. For
-//! each delivery it receives one request over a `SOCK_SEQPACKET` socket pair and forks a
-//! short-lived child (cheap: a small, single-threaded parent), which runs
-//! [`deliver_local`] (that drops to the recipient's uid/gid in its own child, as always)
-//! and writes the outcome back as one packet. The daemon side ([`ForkServer::deliver`])
-//! matches outcomes to waiting delivery threads by request id. The server exits when the
-//! daemon's end of the socket closes.
+//! and before any thread exists, the daemon forks this small single-threaded server. It
+//! receives requests over a `SOCK_SEQPACKET` socket pair ([`serve`]):
+//!
+//! - a maildir delivery to a user goes to a long-lived maildir agent of that user
+//!   ([`agent`]: it became the user once, at its start, and delivers batches of messages
+//!   under one directory fsync), up to [`agents::LIMITS`] agents per user;
+//! - every other request forks a short-lived child (cheap: a small, single-threaded
+//!   parent), which runs [`deliver_local`](super::delivery_worker::deliver_local) as the recipient and writes the outcome back
+//!   as one packet.
+//!
+//! The daemon side ([`ForkServer::deliver`]) matches outcomes to waiting delivery threads
+//! by request id. The server exits when the daemon's end of the socket closes, and its
+//! agents when theirs do.
 //!
 //! The server stays root when the daemon drops its privileges after start-up
 //! ([`super::privdrop`]), so it also answers the two other questions that need root:
@@ -17,9 +23,13 @@
 //! ([`ForkServer::check_system_password`]) and a user's `.forward` in a home directory
 //! the daemon's account cannot read ([`ForkServer::read_forward`]), each in a child too.
 
+pub mod agent;
+pub mod agents;
+pub mod serve;
+pub mod wire;
+
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::FileTypeExt;
 use std::os::unix::io::RawFd;
 use std::path::Path;
 use std::sync::mpsc::{channel, Sender};
@@ -27,7 +37,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use mta_core::expand::{FileLookup, LocalUser};
 
-use super::delivery_worker::{deliver_local, LocalJob};
+use super::delivery_worker::LocalJob;
 use super::fork_request::{self, Reply, Request, MAX_PACKET};
 use crate::delivery::DeliveryOutcome;
 use crate::spool::Spool;
@@ -35,6 +45,7 @@ use crate::spool::Spool;
 /// The daemon's handle on the fork server.
 pub struct ForkServer {
     socket: RawFd,
+    pid: libc::pid_t,
     waiting: Mutex<HashMap<u64, Sender<Reply>>>,
     next_id: Mutex<u64>,
 }
@@ -57,20 +68,7 @@ impl ForkServer {
     ///
     /// When the socket pair or the fork fails.
     pub fn start(spool: &Spool, control_socket: &Path) -> io::Result<ForkServer> {
-        let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: socketpair writes two descriptors into the array we own.
-        let rc = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let [ours, theirs] = fds;
+        let [ours, theirs] = wire::socket_pair()?;
         // SAFETY: the caller guarantees no other thread exists, so the child may run Rust.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
@@ -85,7 +83,7 @@ impl ForkServer {
         if pid == 0 {
             // SAFETY: in the server: the daemon's end is not ours.
             unsafe { libc::close(ours) };
-            serve(theirs, spool, control_socket);
+            serve::serve(theirs, spool, control_socket);
             // SAFETY: leave without running the daemon's destructors.
             unsafe { libc::_exit(0) };
         }
@@ -93,9 +91,15 @@ impl ForkServer {
         unsafe { libc::close(theirs) };
         Ok(ForkServer {
             socket: ours,
+            pid,
             waiting: Mutex::new(HashMap::new()),
             next_id: Mutex::new(0),
         })
+    }
+
+    /// The server's process id (its agents and children are its children).
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
     }
 
     /// Make this the process's fork server for [`installed`]; only the first call counts.
@@ -148,7 +152,8 @@ impl ForkServer {
         }
     }
 
-    /// Run `job` in a child of the fork server and wait for its outcome.
+    /// Run `job` as its user (in a maildir agent or a one-shot child of the fork server)
+    /// and wait for its outcome.
     pub fn deliver(&self, job: &LocalJob) -> DeliveryOutcome {
         match self.ask(&Request::Deliver(job.clone())) {
             Reply::Delivered => DeliveryOutcome::Delivered,
@@ -256,111 +261,6 @@ pub fn forward_file(user: &LocalUser) -> FileLookup {
     match fork_request::read_unless_denied(&path, user.uid) {
         Some(found) => found,
         None => installed().map_or(FileLookup::Absent, |forker| forker.read_forward(user)),
-    }
-}
-
-/// The server's loop: one child per request; children are reaped by the kernel.
-fn serve(socket: RawFd, spool: &Spool, control_socket: &Path) {
-    // SAFETY: ignoring SIGCHLD makes the kernel reap the children; no preconditions.
-    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
-    let mut buf = vec![0u8; MAX_PACKET];
-    loop {
-        // SAFETY: receiving into a buffer we own, of its length.
-        let n = unsafe { libc::recv(socket, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        if n <= 0 {
-            return;
-        }
-        let packet = buf
-            .get(..usize::try_from(n).unwrap_or(0))
-            .unwrap_or_default();
-        let Some((id, request)) = fork_request::decode_request(packet) else {
-            continue;
-        };
-        // SAFETY: the server is single-threaded; the child runs one delivery and exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            // SAFETY: the child waits for its own privilege-dropped child: restore SIGCHLD.
-            unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
-            // This child serves one request and exits: a delivery becomes the recipient
-            // here instead of forking once more.
-            crate::delivery::user::drop_in_place();
-            let reply = fork_request::encode_reply(id, &answer(spool, control_socket, request));
-            // SAFETY: sending a buffer we own, then leaving at once.
-            unsafe {
-                libc::send(
-                    socket,
-                    reply.as_ptr().cast(),
-                    reply.len(),
-                    libc::MSG_NOSIGNAL,
-                );
-                libc::_exit(0);
-            }
-        }
-        if pid < 0 {
-            let failed = Reply::TempFail(format!(
-                "cannot fork a delivery process: {}",
-                io::Error::last_os_error()
-            ));
-            let reply = fork_request::encode_reply(id, &failed);
-            // SAFETY: sending a buffer we own.
-            unsafe {
-                libc::send(
-                    socket,
-                    reply.as_ptr().cast(),
-                    reply.len(),
-                    libc::MSG_NOSIGNAL,
-                )
-            };
-        }
-    }
-}
-
-/// In a child of the server (root): answer one request.
-fn answer(spool: &Spool, control_socket: &Path, request: Request) -> Reply {
-    match request {
-        Request::Deliver(job) => match deliver_local(spool, &job) {
-            DeliveryOutcome::Delivered => Reply::Delivered,
-            DeliveryOutcome::TempFail(text) => Reply::TempFail(text),
-            DeliveryOutcome::PermFail(text) => Reply::PermFail(text),
-        },
-        Request::CheckPassword { user, password } => {
-            let shadow = std::path::Path::new(crate::auth::SHADOW_PATH);
-            match crate::auth::check_account(shadow, &user, &password) {
-                Ok(true) => Reply::Yes,
-                Ok(false) => Reply::No,
-                Err(e) => Reply::TempFail(e.to_string()),
-            }
-        }
-        Request::ReadForward {
-            uid,
-            gid,
-            directory,
-        } => {
-            // SAFETY: geteuid has no preconditions.
-            if uid != 0 && unsafe { libc::geteuid() } == 0 {
-                if let Err(e) = super::privdrop::switch_ids(uid, gid) {
-                    return Reply::TempFail(e);
-                }
-            }
-            let path = Path::new(&directory).join(".forward");
-            match fork_request::read_forward(&path, uid) {
-                FileLookup::Content(text) => Reply::Content(text),
-                FileLookup::Absent => Reply::Absent,
-                FileLookup::TempFail => Reply::TempFail(format!("cannot read {}", path.display())),
-            }
-        }
-        Request::RemoveControlSocket => match std::fs::symlink_metadata(control_socket) {
-            Ok(meta) if meta.file_type().is_socket() => {
-                match std::fs::remove_file(control_socket) {
-                    Ok(()) => Reply::Yes,
-                    Err(e) => Reply::TempFail(format!("{}: {e}", control_socket.display())),
-                }
-            }
-            _ => Reply::No,
-        },
     }
 }
 

@@ -1,0 +1,183 @@
+//! A maildir agent: a long-lived child of the fork server that delivers into maildirs as
+//! one user, so that a delivery costs no fork.
+//!
+//! The fork server starts it for one [`AgentKey`] (uid, gid, home) and it drops to that
+//! user at once, as a one-shot delivery child does ([`run_as_user`] after
+//! [`drop_in_place`]); it never runs as root afterwards and cannot get root back. It
+//! receives [`Request::Deliver`] packets over its own socket, each with the message file
+//! the root fork server opened for it, and answers each with one reply packet.
+//!
+//! It takes every request waiting on its socket (up to [`MAX_BATCH`]), stores each
+//! message (`tmp/`, write, fsync, rename into `new/`: [`maildir::store`]), then fsyncs
+//! each distinct `new/` directory of the batch once, and only then answers: a delivery
+//! counts only once its directory entry is durable. It exits when its socket closes (the
+//! fork server retired it, or is gone).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+
+use mta_core::expand::LocalMethod;
+
+use super::agents::AgentKey;
+use super::wire::{self, Received};
+use crate::delivery::maildir::{self, KnownMaildirs};
+use crate::delivery::user::{drop_in_place, run_as_user};
+use crate::delivery::DeliveryOutcome;
+use crate::server::fork_request::{self, Reply, Request, MAX_PACKET};
+
+/// The most requests delivered under one directory fsync.
+pub const MAX_BATCH: usize = 32;
+
+/// One request of a batch: its id, the request, and the message file sent with it.
+pub type Item = (u64, Request, Option<File>);
+
+/// The agent's life, in the child the fork server just forked (still root, every other
+/// descriptor closed): become `key`'s user, serve `socket` until it closes, exit.
+pub fn run(socket: RawFd, key: &AgentKey, abandon: &dyn Fn() -> bool) -> ! {
+    drop_in_place();
+    let mut served = false;
+    let refused = run_as_user(key.uid, key.gid, Path::new(&key.home), || {
+        served = true;
+        serve(socket, key, abandon);
+        DeliveryOutcome::Delivered
+    });
+    if !served {
+        // The identity change failed: answer what was sent with that reason, and leave
+        // (the fork server starts another agent for the next delivery).
+        let reply = match refused {
+            DeliveryOutcome::PermFail(text) => Reply::PermFail(text),
+            DeliveryOutcome::TempFail(text) => Reply::TempFail(text),
+            DeliveryOutcome::Delivered => Reply::TempFail("delivery agent failed".to_owned()),
+        };
+        let mut buf = vec![0u8; MAX_PACKET];
+        if let Some((batch, _)) = receive_batch(socket, &mut buf) {
+            for (id, _, _) in batch {
+                let _ = wire::send(socket, &fork_request::encode_reply(id, &reply), true);
+            }
+        }
+    }
+    // SAFETY: leave without running the fork server's destructors.
+    unsafe { libc::_exit(0) }
+}
+
+/// Deliver batches until the socket closes.
+fn serve(socket: RawFd, key: &AgentKey, abandon: &dyn Fn() -> bool) {
+    let mut known = KnownMaildirs::new();
+    let mut buf = vec![0u8; MAX_PACKET];
+    loop {
+        let Some((batch, closed)) = receive_batch(socket, &mut buf) else {
+            return;
+        };
+        for (id, reply) in deliver_batch(&mut known, key, batch, abandon) {
+            let packet = fork_request::encode_reply(id, &reply);
+            if wire::send(socket, &packet, true).is_err() {
+                return;
+            }
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+/// Wait for one request, then take those already waiting, up to [`MAX_BATCH`]; with
+/// whether the socket closed behind them. `None` when it closed before any (or failed).
+fn receive_batch(socket: RawFd, buf: &mut [u8]) -> Option<(Vec<Item>, bool)> {
+    let mut batch = Vec::new();
+    let mut wait = true;
+    while batch.len() < MAX_BATCH {
+        match wire::receive(socket, buf, wait) {
+            Ok(Received::Packet(n, file)) => {
+                let packet = buf.get(..n).unwrap_or_default();
+                if let Some((id, request)) = fork_request::decode_request(packet) {
+                    batch.push((id, request, file.map(File::from)));
+                }
+                wait = batch.is_empty();
+            }
+            Ok(Received::Empty) => break,
+            Ok(Received::Closed) | Err(_) => {
+                return (!batch.is_empty()).then_some((batch, true));
+            }
+        }
+    }
+    Some((batch, false))
+}
+
+/// Deliver a batch as `key`'s user and say how each went: store every message, fsync
+/// each `new/` directory touched once, then Delivered for those stored, in order.
+pub fn deliver_batch(
+    known: &mut KnownMaildirs,
+    key: &AgentKey,
+    batch: Vec<Item>,
+    abandon: &dyn Fn() -> bool,
+) -> Vec<(u64, Reply)> {
+    let stored: Vec<(u64, Result<PathBuf, Reply>)> = batch
+        .into_iter()
+        .map(|(id, request, file)| (id, store_one(known, key, &request, file, abandon)))
+        .collect();
+    let mut synced: HashMap<&Path, Result<(), String>> = HashMap::new();
+    for dir in stored.iter().filter_map(|(_, s)| s.as_ref().ok()) {
+        synced
+            .entry(dir.as_path())
+            .or_insert_with(|| maildir::sync_dir(dir).map_err(|e| e.to_string()));
+    }
+    stored
+        .iter()
+        .map(|(id, result)| {
+            let reply = match result {
+                Ok(dir) => match synced.get(dir.as_path()) {
+                    Some(Ok(())) => Reply::Delivered,
+                    // The files stay in new/ (their entries may or may not survive a
+                    // crash): the retry this asks for may deliver a duplicate, never
+                    // lose the message.
+                    Some(Err(e)) => {
+                        Reply::TempFail(format!("maildir {}: directory fsync: {e}", dir.display()))
+                    }
+                    None => Reply::TempFail("maildir: directory not synced".to_owned()),
+                },
+                Err(reply) => reply.clone(),
+            };
+            (*id, reply)
+        })
+        .collect()
+}
+
+/// Store one message (not yet durable): the `new/` directory it went into, or the reply
+/// that fails it.
+fn store_one(
+    known: &mut KnownMaildirs,
+    key: &AgentKey,
+    request: &Request,
+    file: Option<File>,
+    abandon: &dyn Fn() -> bool,
+) -> Result<PathBuf, Reply> {
+    let Request::Deliver(job) = request else {
+        return Err(Reply::TempFail("not a delivery".to_owned()));
+    };
+    // The fork server routes by key; checked again so that a routing mistake can never
+    // make an agent write for someone else.
+    if !job.user.as_ref().is_some_and(|user| key.is(user)) {
+        return Err(Reply::TempFail(
+            "delivery sent to another user's agent".to_owned(),
+        ));
+    }
+    let LocalMethod::Maildir { path, junk } = &job.method else {
+        return Err(Reply::TempFail("not a maildir delivery".to_owned()));
+    };
+    let Some(mut message) = file else {
+        return Err(Reply::TempFail("the message was not passed".to_owned()));
+    };
+    let path = Path::new(path);
+    let fail = |e: &std::io::Error| match maildir::failure(path, e) {
+        DeliveryOutcome::PermFail(text) => Reply::PermFail(text),
+        DeliveryOutcome::TempFail(text) => Reply::TempFail(text),
+        DeliveryOutcome::Delivered => Reply::Delivered,
+    };
+    known.ensure(path).map_err(|e| fail(&e))?;
+    maildir::store(path, *junk, &mut message, abandon).map_err(|e| fail(&e))
+}
+
+#[cfg(test)]
+mod tests;

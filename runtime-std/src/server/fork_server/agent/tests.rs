@@ -1,0 +1,126 @@
+use super::*;
+use crate::server::delivery_worker::LocalJob;
+use mta_core::expand::LocalUser;
+use std::io::{Seek, Write};
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn dir(tag: &str) -> Dir {
+    let path = std::env::temp_dir().join(format!("smtpd-agent-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    std::fs::create_dir_all(&path).expect("dir");
+    Dir(path)
+}
+
+fn user(uid: u32) -> LocalUser {
+    LocalUser {
+        name: "u".into(),
+        uid,
+        gid: uid,
+        directory: "/home/u".into(),
+    }
+}
+
+fn job(user: LocalUser, maildir: &Path) -> Request {
+    Request::Deliver(LocalJob {
+        msgid: "0a1b2c3d".into(),
+        sender: "a@example.org".into(),
+        recipient: "u@example.org".into(),
+        user: Some(user),
+        method: LocalMethod::Maildir {
+            path: maildir.to_string_lossy().into_owned(),
+            junk: false,
+        },
+        hostname: "mx.example.org".into(),
+    })
+}
+
+fn message(dir: &Path, n: usize) -> File {
+    let path = dir.join(format!("message-{n}"));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .expect("message");
+    write!(file, "Subject: {n}\r\n\r\nbody {n}\r\n").expect("write");
+    file.rewind().expect("rewind");
+    file
+}
+
+fn count(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, Iterator::count)
+}
+
+#[test]
+fn a_batch_lands_in_new_and_foreign_or_broken_requests_fail() {
+    let d = dir("batch");
+    let maildir = d.0.join("Maildir");
+    let other = d.0.join("Other");
+    let key = AgentKey::of(&user(1000));
+    let batch = vec![
+        (1, job(user(1000), &maildir), Some(message(&d.0, 1))),
+        (2, job(user(1000), &other), Some(message(&d.0, 2))),
+        (3, job(user(1001), &maildir), Some(message(&d.0, 3))),
+        (4, job(user(1000), &maildir), None),
+        (5, Request::RemoveControlSocket, None),
+        (6, job(user(1000), &maildir), Some(message(&d.0, 6))),
+    ];
+    let replies = deliver_batch(&mut KnownMaildirs::new(), &key, batch, &|| false);
+    let ids: Vec<u64> = replies.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6], "one reply each, in order");
+    for (id, reply) in &replies {
+        match id {
+            1 | 2 | 6 => assert_eq!(reply, &Reply::Delivered, "{id}"),
+            _ => assert!(matches!(reply, Reply::TempFail(_)), "{id}: {reply:?}"),
+        }
+    }
+    assert!(matches!(&replies[2].1, Reply::TempFail(t) if t.contains("another user")));
+    assert_eq!(count(&maildir.join("new")), 2);
+    assert_eq!(count(&other.join("new")), 1);
+    assert_eq!(count(&maildir.join("tmp")), 0);
+    let text = std::fs::read_dir(other.join("new"))
+        .expect("new")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("read"))
+        .collect::<String>();
+    assert_eq!(text, "Subject: 2\n\nbody 2\n", "line ends as in a maildir");
+}
+
+#[test]
+fn an_abandoned_batch_leaves_nothing_behind() {
+    let d = dir("abandon");
+    let maildir = d.0.join("Maildir");
+    let key = AgentKey::of(&user(1000));
+    let batch = vec![(1, job(user(1000), &maildir), Some(message(&d.0, 1)))];
+    let replies = deliver_batch(&mut KnownMaildirs::new(), &key, batch, &|| true);
+    assert!(matches!(&replies[0].1, Reply::TempFail(t) if t.contains("abandoned")));
+    assert_eq!(count(&maildir.join("new")), 0);
+    assert_eq!(count(&maildir.join("tmp")), 0);
+}
+
+#[test]
+fn a_maildir_removed_after_its_check_is_made_again() {
+    let d = dir("removed");
+    let maildir = d.0.join("Maildir");
+    let key = AgentKey::of(&user(1000));
+    let mut known = KnownMaildirs::new();
+    let first = vec![(1, job(user(1000), &maildir), Some(message(&d.0, 1)))];
+    assert_eq!(
+        deliver_batch(&mut known, &key, first, &|| false)[0].1,
+        Reply::Delivered
+    );
+    std::fs::remove_dir_all(&maildir).expect("remove");
+    let again = vec![(2, job(user(1000), &maildir), Some(message(&d.0, 2)))];
+    assert_eq!(
+        deliver_batch(&mut known, &key, again, &|| false)[0].1,
+        Reply::Delivered
+    );
+    assert_eq!(count(&maildir.join("new")), 1);
+}
