@@ -15,6 +15,7 @@ use std::time::Duration;
 use mta_core::control::{QueueRow, Request, Response};
 use mta_core::queue::EnvelopeId;
 use mta_core::scheduler::Target;
+use runtime_std::control::offline;
 use runtime_std::control::sendmail::{self, Mode, Origin};
 use runtime_std::control::smtpctl::{self, Command, EnvelopeVerb, MonitorDigest};
 use runtime_std::control::{default_socket_path, ControlClient};
@@ -254,7 +255,7 @@ fn submit(socket: &Path, args: &[String]) -> ExitCode {
     let now = unix_now();
     let (user, full_name) = account();
     let origin = Origin {
-        user,
+        user: user.clone(),
         full_name,
         date: now.rfc5322().to_string(),
         message_id: format!(
@@ -274,6 +275,11 @@ fn submit(socket: &Path, args: &[String]) -> ExitCode {
     };
     let mut client = match ControlClient::connect(socket) {
         Ok(c) => c,
+        // No daemon: leave it in the offline directory, quietly, as OpenSMTPD does.
+        Err(e) if offline::daemon_absent(&e) => {
+            let from_user = sendmail::sender_from_user(&options, &message);
+            return offline::submit(socket, &e, user, from_user, submission);
+        }
         Err(e) => {
             eprintln!(
                 "sendmail: {}; message not sent",

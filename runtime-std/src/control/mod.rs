@@ -9,6 +9,7 @@
 
 mod client;
 pub mod engine_target;
+pub mod offline;
 pub mod sendmail;
 mod server;
 pub mod smtpctl;

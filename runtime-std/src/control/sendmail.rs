@@ -352,6 +352,17 @@ fn envelope_sender(options: &Options, header: &Header<'_>, origin: &Origin) -> S
     qualify(&given, &origin.hostname)
 }
 
+/// Whether the envelope sender of `message` with `options` is made from the user's name:
+/// no `-f` and no address in a `From:` header (see [`prepare`]).
+pub fn sender_from_user(options: &Options, message: &[u8]) -> bool {
+    options.from.is_none()
+        && header(message)
+            .fields
+            .iter()
+            .find(|f| f.name == "from")
+            .is_none_or(|f| addresses(&field_value(f)).is_empty())
+}
+
 /// The submission of `message` with `options`: recipients from the arguments and, with
 /// `-t`, from the headers; `Bcc:` removed; `From:`, `Date:` and `Message-ID:` added when
 /// missing; a blank line put after the header when the message has none; a body with

@@ -120,9 +120,21 @@ pub fn submit_over_smtp<S: Read + Write>(
     }
 }
 
-type Step = Result<Reply, (&'static str, Reply)>;
+/// How a transaction ended: the final `250` reply, or the step (`sender`,
+/// `recipient`, `DATA`, `message`...) whose reply refused it.
+pub type Step = Result<Reply, (&'static str, Reply)>;
 
-fn transaction<S: Read + Write>(stream: &mut S, sub: &Submission, helo: &str) -> io::Result<Step> {
+/// Speaks one SMTP transaction for `sub` over `stream`, as [`submit_over_smtp`] does,
+/// and returns the replies themselves, so that a caller can tell a temporary refusal
+/// (4xx) from a permanent one (5xx).
+///
+/// # Errors
+/// A read or write that fails, or a reply that is no SMTP reply.
+pub fn transaction<S: Read + Write>(
+    stream: &mut S,
+    sub: &Submission,
+    helo: &str,
+) -> io::Result<Step> {
     let mut r = Replies {
         stream,
         buf: Vec::new(),

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use mta_core::control::{Effect, Response, Submission};
 use mta_core::engine::{Control, Engine, Input};
+use mta_core::scheduler::Target;
 use mta_core::table::{Table, TableSource};
 use mta_core::time::UnixTime;
 use smtp_proto::server::ServerConfig;
@@ -174,23 +175,12 @@ impl DaemonControl {
     }
 
     fn enqueue_over_pair(&self, submission: &Submission) -> io::Result<Response> {
-        let (mut ours, theirs) = UnixStream::pair()?;
-        ours.set_read_timeout(Some(ENQUEUE_TIMEOUT))?;
-        ours.set_write_timeout(Some(ENQUEUE_TIMEOUT))?;
-        let mailbox = Arc::new(Mailbox::new()?);
-        let ctx = self.conn.clone();
-        let config = Arc::clone(&self.local_session);
-        let host = Arc::clone(&self.host);
-        // The session ends on its own after QUIT or the shutdown below; it is not joined,
-        // so a session still waiting for the engine never holds the control client.
-        std::thread::Builder::new()
-            .name("enqueue".to_owned())
-            .spawn(move || {
-                conn::serve_local(theirs, config, ctx, mailbox, |m| host.open_local(m));
-            })?;
-        let response = submit_over_smtp(&mut ours, submission, "localhost");
-        let _ = ours.shutdown(Shutdown::Both);
-        Ok(response)
+        let local = LocalEnqueuer {
+            host: Arc::clone(&self.host),
+            conn: self.conn.clone(),
+            session: Arc::clone(&self.local_session),
+        };
+        local.with_session(|stream| submit_over_smtp(stream, submission, "localhost"))
     }
 
     /// `show routes` (`hosts` false) or `show hosts`: from the relay agent's router.
@@ -203,6 +193,49 @@ impl DaemonControl {
                 agent.show_routes()
             }),
         }
+    }
+}
+
+/// What a local submission needs: the engine host, the connections' context and the
+/// local enqueuer's session settings. The control socket's `sendmail` and the offline
+/// directory ([`super::offline`]) submit through it.
+#[derive(Clone)]
+pub(crate) struct LocalEnqueuer {
+    /// The engine the session talks to.
+    pub host: Arc<EngineHost>,
+    /// What every connection shares.
+    pub conn: ConnContext,
+    /// The local enqueuer's session settings.
+    pub session: Arc<ServerConfig>,
+}
+
+impl LocalEnqueuer {
+    /// Runs `client` against one SMTP session of the local enqueuer (`from local`),
+    /// served by the ordinary session code on a thread of its own over a socket pair.
+    ///
+    /// # Errors
+    /// When the socket pair or the thread cannot be made.
+    pub(crate) fn with_session<T>(
+        &self,
+        client: impl FnOnce(&mut UnixStream) -> T,
+    ) -> io::Result<T> {
+        let (mut ours, theirs) = UnixStream::pair()?;
+        ours.set_read_timeout(Some(ENQUEUE_TIMEOUT))?;
+        ours.set_write_timeout(Some(ENQUEUE_TIMEOUT))?;
+        let mailbox = Arc::new(Mailbox::new()?);
+        let ctx = self.conn.clone();
+        let config = Arc::clone(&self.session);
+        let host = Arc::clone(&self.host);
+        // The session ends on its own after QUIT or the shutdown below; it is not joined,
+        // so a session still waiting for the engine never holds the caller.
+        std::thread::Builder::new()
+            .name("enqueue".to_owned())
+            .spawn(move || {
+                conn::serve_local(theirs, config, ctx, mailbox, |m| host.open_local(m));
+            })?;
+        let result = client(&mut ours);
+        let _ = ours.shutdown(Shutdown::Both);
+        Ok(result)
     }
 }
 
@@ -227,10 +260,13 @@ impl DaemonAccess for DaemonControl {
     }
 
     fn feed(&self, input: Input) {
-        if let Input::Control(Control::Schedule(_)) = &input {
+        if let Input::Control(Control::Schedule(target)) = &input {
             // An explicit schedule means "try now": MXs in a cool-down are tried too.
             if let Some(agent) = self.host.relay_agent() {
                 agent.retry_now();
+            }
+            if *target == Target::All {
+                super::offline::wake();
             }
         }
         self.host.feed(input);

@@ -26,6 +26,7 @@ pub mod fork_server;
 pub mod listener;
 pub mod log;
 pub mod mailbox;
+pub mod offline;
 pub mod prepare;
 pub mod privdrop;
 mod serve;

@@ -151,6 +151,7 @@ pub fn prepare(
         traceable,
     );
     let control = open_control(opts, daemon, log);
+    super::offline::start(&queue_dir, &config, &account, &reload_to, &conn, log);
     match &account {
         Some(account) => become_account(&config, account, &queue_dir, log)?,
         None => log.info(&format!(
