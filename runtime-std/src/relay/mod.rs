@@ -387,6 +387,7 @@ impl Agent {
                 let _ = answer.send(lines);
             }
             Event::Router(input) => {
+                crate::server::trace::relay_input(&self.log, &input);
                 if let RouterInput::ConnectionClosed { conn, .. }
                 | RouterInput::ConnectResult {
                     conn,
@@ -424,6 +425,7 @@ impl Agent {
     }
 
     fn router_action(&mut self, action: Action) {
+        crate::server::trace::relay_action(&self.log, &action);
         let now = unix_now();
         match action {
             Action::Resolve(query) => self.mx.handle(MxInput::Resolve(query), now),

@@ -6,7 +6,8 @@
 //! - `pause|resume smtp`: the accept loops' [`SmtpPause`] (new clients get `421`);
 //! - `log verbose|brief`: the shared [`Log`]'s level;
 //! - `trace|untrace`: the [`Log`]'s trace set, for the subsystems with output here
-//!   ([`Subsystem`]); naming another one is answered with an error that names it;
+//!   ([`Subsystem`]: smtp, expand, lookup, rules, scheduler, bounce, mta, stat, `all`);
+//!   naming another one (imsg, io, mproc, filters) is answered with an error that names it;
 //! - `update table NAME`: the `file:` table read again and swapped into the engine;
 //! - `show message`: the queued file;
 //! - `sendmail`: a local submission, spoken as SMTP over a socket pair to the ordinary
@@ -79,8 +80,10 @@ impl DaemonControl {
         &self.conn.log
     }
 
-    /// `trace`/`untrace`: trace what `traces` names and this runtime can show; an error
-    /// names each subsystem just asked for that has no output here.
+    /// `trace`/`untrace`: trace what `traces` names and this runtime can show (`all`
+    /// is every one, `transfer` is `mta`); an error names each subsystem just asked for
+    /// that has no output here. Turning `stat` on takes the counters as they are, so
+    /// that the next change is the first line.
     fn trace(&self, traces: Vec<String>) -> Response {
         let Ok(mut traced) = self.traced.lock() else {
             return Response::Error("trace state unavailable".to_owned());
@@ -88,16 +91,13 @@ impl DaemonControl {
         let names =
             |set: &[Subsystem]| -> Vec<&'static str> { set.iter().map(|s| s.name()).collect() };
         let here = names(&self.traceable);
+        let known = |t: &str| {
+            Subsystem::from_name(t).is_some_and(|s| self.traceable.contains(&s))
+                || (t == "all" && !here.is_empty())
+        };
         let missing: Vec<String> = traces
             .iter()
-            .filter(|t| !traced.contains(*t))
-            .filter(|t| {
-                if *t == "all" {
-                    here.is_empty()
-                } else {
-                    !here.contains(&t.as_str())
-                }
-            })
+            .filter(|t| !traced.contains(*t) && !known(t))
             .cloned()
             .collect();
         *traced = traces.into_iter().collect();
@@ -105,10 +105,25 @@ impl DaemonControl {
             .traceable
             .iter()
             .copied()
-            .filter(|s| traced.contains("all") || traced.contains(s.name()))
+            .filter(|s| {
+                traced.contains("all") || traced.iter().any(|t| Subsystem::from_name(t) == Some(*s))
+            })
             .collect();
-        self.log().set_traces(&on);
-        self.log().info(&format!(
+        let log = self.log();
+        if on.contains(&Subsystem::Stat) && !log.traces(Subsystem::Stat) {
+            let mut now = std::collections::BTreeMap::new();
+            self.host.with_engine(&mut |engine, _| {
+                now = engine
+                    .stats()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect();
+            });
+            log.reset_stats();
+            let _ = log.stats_changed(now);
+        }
+        log.set_traces(&on);
+        log.info(&format!(
             "smtpd: tracing: {}",
             if on.is_empty() {
                 "nothing".to_owned()

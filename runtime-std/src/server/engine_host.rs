@@ -174,8 +174,10 @@ impl EngineHost {
                 };
                 core.engine.handle(input, unix_now());
                 while let Some(action) = core.engine.poll_action() {
+                    super::trace::engine_action(&self.log, core.engine.config(), &action);
                     route(&mut core, action, &mut effects, &mut lines);
                 }
+                super::trace::stats(&self.log, &core.engine);
                 // Most inputs leave the deadline where it was: wake the timer thread only
                 // when it must act sooner than it planned to.
                 wake_timer = core
@@ -202,7 +204,7 @@ impl EngineHost {
         match action {
             Action::Lookup { id, question, .. } => Some(Input::LookupAnswer {
                 id,
-                answer: lookup(&question),
+                answer: super::trace::lookup(&self.log, &question, lookup(&question)),
             }),
             Action::CheckPassword {
                 id,
@@ -337,6 +339,7 @@ impl EngineHost {
             .spawn(move || {
                 let ok = crate::auth::check(&user, hash.as_deref(), &password);
                 if let Some(host) = myself.upgrade() {
+                    super::trace::credentials(&host.log, &user, hash.is_some(), ok);
                     host.feed(Input::PasswordChecked { id, ok });
                 }
             });

@@ -1,12 +1,20 @@
-//! `smtpctl trace`: the subsystems this runtime gives trace output for, and the SMTP
-//! tracer of one connection, which logs every command line read and every reply line
-//! written (`smtp: session ID <<< MAIL FROM:<a@b>` / `>>> 250 2.0.0 Ok`), as OpenSMTPD's
-//! `trace smtp` does.
+//! `smtpctl trace`: the subsystems this runtime gives trace output for (smtpctl(8)'s
+//! names), and the SMTP tracer of one connection, which logs every command line read
+//! and every reply line written (`smtp: session ID <<< MAIL FROM:<a@b>` / `>>> 250
+//! 2.0.0 Ok`), as OpenSMTPD's `trace smtp` does. The other subsystems are traced where
+//! the runtime sees the engine's and the relay agent's decisions ([`events`]).
 //!
 //! Message bodies are not logged (one line gives their size), nor are AUTH secrets: the
 //! initial response of `AUTH` and every line answering a `334` challenge are shown as
 //! `****` (RFC 4954 §4). A tracer only looks at bytes while tracing is on; switched on in
 //! the middle of a body, it may show a few body lines as commands until the next reply.
+//!
+//! smtpctl(8)'s `imsg`, `io`, `mproc` (OpenSMTPD's inter-process messages and buffers)
+//! and `filters` have no counterpart with output here and are refused by name.
+
+pub mod events;
+
+pub use events::{credentials, engine_action, lookup, relay_action, relay_input, stats};
 
 use super::log::Log;
 
@@ -15,29 +23,62 @@ use super::log::Log;
 pub enum Subsystem {
     /// SMTP sessions: the command lines read and the reply lines written.
     Smtp,
+    /// Alias, virtual and `.forward` expansion: what each recipient became.
+    Expand,
+    /// User, `.forward`, `:include:` and credentials lookups, with their answers.
+    Lookup,
+    /// Which `match` rule (and action) each accepted envelope hit.
+    Rules,
+    /// Envelopes handed to delivery, deferred, expired, failed, removed.
+    Scheduler,
+    /// Bounces, delay and success reports queued.
+    Bounce,
+    /// Outgoing relay sessions (`mta`, formerly `transfer`): resolutions, connections,
+    /// per-recipient replies.
+    Mta,
+    /// Counter changes.
+    Stat,
 }
 
 impl Subsystem {
     /// Every subsystem with trace output, what `trace all` turns on.
-    pub const ALL: &'static [Subsystem] = &[Subsystem::Smtp];
+    pub const ALL: &'static [Subsystem] = &[
+        Subsystem::Smtp,
+        Subsystem::Expand,
+        Subsystem::Lookup,
+        Subsystem::Rules,
+        Subsystem::Scheduler,
+        Subsystem::Bounce,
+        Subsystem::Mta,
+        Subsystem::Stat,
+    ];
 
     /// The name smtpctl(8) uses.
     pub fn name(self) -> &'static str {
         match self {
             Subsystem::Smtp => "smtp",
+            Subsystem::Expand => "expand",
+            Subsystem::Lookup => "lookup",
+            Subsystem::Rules => "rules",
+            Subsystem::Scheduler => "scheduler",
+            Subsystem::Bounce => "bounce",
+            Subsystem::Mta => "mta",
+            Subsystem::Stat => "stat",
         }
     }
 
-    /// The subsystem smtpctl(8) calls `name`, when this runtime traces it.
+    /// The subsystem smtpctl(8) calls `name` (`transfer` being the older name of
+    /// `mta`), when this runtime traces it.
     pub fn from_name(name: &str) -> Option<Subsystem> {
+        if name == "transfer" {
+            return Some(Subsystem::Mta);
+        }
         Subsystem::ALL.iter().copied().find(|s| s.name() == name)
     }
 
     /// Its bit in the log's trace mask.
     pub(super) fn bit(self) -> u32 {
-        match self {
-            Subsystem::Smtp => 1,
-        }
+        1 << (self as u32)
     }
 }
 
@@ -208,7 +249,14 @@ mod tests {
         for s in Subsystem::ALL {
             assert_eq!(Subsystem::from_name(s.name()), Some(*s));
         }
-        assert_eq!(Subsystem::from_name("mta"), None);
+        assert_eq!(Subsystem::from_name("transfer"), Some(Subsystem::Mta));
+        assert_eq!(Subsystem::from_name("imsg"), None);
+        let bits: Vec<u32> = Subsystem::ALL.iter().map(|s| s.bit()).collect();
+        assert!(bits.iter().all(|b| b.count_ones() == 1));
+        assert_eq!(
+            bits.iter().fold(0, |a, b| a | b).count_ones() as usize,
+            bits.len()
+        );
     }
 
     #[test]
