@@ -5,17 +5,19 @@
 //! place and costs one flag check when its subsystems are not traced.
 //!
 //! `rules` is told from the envelopes a message was committed with: the engine keeps the
-//! index of the rule that matched to itself, so the rule is found back from the action
-//! the envelope was given (a relay names its action, a local delivery its method);
-//! several rules leading to the same action are all named.
+//! index of the rule that matched to itself, so the rules are evaluated again from what
+//! the envelope records, and the rule found is checked against the action the envelope
+//! was given (a relay names its action, a local delivery its method); when they
+//! disagree, every rule leading to such an action is named.
 
 use std::collections::BTreeMap;
 
 use mta_core::config::{Config, Decision, DeliveryMethod};
-use mta_core::engine::{Action, Engine, SessionId};
+use mta_core::engine::{Action, Engine, EngineFacts, SessionId};
 use mta_core::expand::{self, FileLookup, UserLookup};
 use mta_core::queue::{self, DeliveryKind, Envelope, EnvelopeState, Failure};
 use mta_core::routing;
+use mta_core::rules::{EnvelopeFacts, Ruleset, SessionFacts, Source};
 use mta_core::scheduler::Outcome;
 
 use super::Subsystem;
@@ -56,7 +58,7 @@ pub fn engine_action(log: &Log, config: &Config, action: &Action) {
                             "rules: session {session}: msgid={msgid} from=<{}> rcpt=<{}>: {}",
                             envelope.sender.as_deref().unwrap_or(""),
                             envelope.original_recipient,
-                            rules_matched(config, &envelope.delivery)
+                            rules_matched(config, &envelope)
                         ));
                     }
                 }
@@ -138,9 +140,36 @@ fn method_word(method: &DeliveryMethod) -> Option<&'static str> {
     }
 }
 
-/// The rules of `config` whose action could have given `delivery`, as `rule N "match
-/// ..."` with the action named.
-fn rules_matched(config: &Config, delivery: &DeliveryKind) -> String {
+/// The rule the engine's evaluation picks for `envelope`, evaluated again from what the
+/// envelope records of its session (listener tag, client address, HELO, whether it
+/// authenticated) with the local names the daemon starts with. TLS, the client's reverse
+/// name and the authenticated user's name are not recorded: a rule testing them may be
+/// missed, which [`rules_matched`] catches by checking the action.
+fn evaluated_rule(config: &Config, envelope: &Envelope) -> Option<usize> {
+    let mut local = EngineFacts::new(&crate::server::hostname(), 0).local;
+    local.domains.push("localhost.localdomain".to_owned());
+    let ruleset = Ruleset::new(config, local).ok()?;
+    let source = match envelope.source.parse() {
+        Ok(ip) => Source::Network(ip),
+        Err(_) => Source::LocalSocket,
+    };
+    let mut session = SessionFacts::new(source);
+    session.listener_tag = Some(envelope.listener.clone()).filter(|t| !t.is_empty());
+    session.helo = Some(envelope.helo.clone()).filter(|h| !h.is_empty());
+    session.auth_user = envelope.flags.authenticated.then(String::new);
+    let sender = envelope.sender.as_deref().unwrap_or("");
+    let facts = EnvelopeFacts {
+        sender,
+        recipient: &envelope.original_recipient,
+    };
+    ruleset.evaluate(&session, &facts).rule
+}
+
+/// The rule `envelope` matched, as `rule N (match ...)`: the one evaluation finds when
+/// its action is the envelope's, else every rule whose action could have given the
+/// envelope's delivery.
+fn rules_matched(config: &Config, envelope: &Envelope) -> String {
+    let delivery = &envelope.delivery;
     let could = |name: &str| match delivery {
         DeliveryKind::Relay { action } => action == name,
         DeliveryKind::Local { method, .. } => {
@@ -157,17 +186,24 @@ fn rules_matched(config: &Config, delivery: &DeliveryKind) -> String {
                 .is_some_and(|w| word.is_none_or(|word| word == w))
         }
     };
-    let rules: Vec<String> = config
+    let candidates: Vec<usize> = config
         .rules
         .iter()
         .enumerate()
-        .filter_map(|(n, rule)| match &rule.decision {
-            Decision::Action(name) if could(name) => Some(format!(
-                "rule {} \"{}\"",
+        .filter(|(_, rule)| matches!(&rule.decision, Decision::Action(name) if could(name)))
+        .map(|(n, _)| n)
+        .collect();
+    let chosen = evaluated_rule(config, envelope).filter(|n| candidates.contains(n));
+    let shown = chosen.map_or(candidates, |n| vec![n]);
+    let rules: Vec<String> = shown
+        .iter()
+        .filter_map(|&n| {
+            let rule = config.rules.get(n)?;
+            Some(format!(
+                "rule {} ({})",
                 n.saturating_add(1),
                 rule.to_modern_string()
-            )),
-            _ => None,
+            ))
         })
         .collect();
     match rules.as_slice() {

@@ -25,6 +25,7 @@ fn config() -> Config {
                 action \"box\" maildir \"/tmp/%{rcpt}\"\n\
                 action \"out\" relay\n\
                 match from any for domain \"example.org\" action \"out\"\n\
+                match from local for any action \"box\"\n\
                 match from any for any action \"box\"\n";
     mta_core::config::parse(text, "t.conf", &[], &mut |p| Err(p.to_owned())).expect("config")
 }
@@ -70,20 +71,11 @@ fn traced(subsystems: &[Subsystem]) -> Log {
     log
 }
 
-fn commit(delivery: DeliveryKind) -> Action {
-    let e = envelope(delivery);
-    Action::CommitMessage {
-        session: SessionId(0xab),
-        msgid: e.message_id(),
-        envelopes: vec![(e.id, queue::encode(&e))],
-    }
-}
-
 #[test]
 fn nothing_is_written_when_not_traced() {
     let log = traced(&[Subsystem::Smtp]);
     let config = config();
-    engine_action(&log, &config, &commit(local()));
+    engine_action(&log, &config, &commit_from(local(), "local"));
     engine_action(&log, &config, &Action::Deliver(envelope(local())));
     relay_action(&log, &routing::Action::Quit { conn: ConnId(1) });
     let answer = lookup(
@@ -97,29 +89,45 @@ fn nothing_is_written_when_not_traced() {
     assert!(log.lines().is_empty(), "{:?}", log.lines());
 }
 
+/// The commit of one envelope with `delivery`, from a client at `source`.
+fn commit_from(delivery: DeliveryKind, source: &str) -> Action {
+    let mut e = envelope(delivery);
+    e.source = source.to_owned();
+    Action::CommitMessage {
+        session: SessionId(0xab),
+        msgid: e.message_id(),
+        envelopes: vec![(e.id, queue::encode(&e))],
+    }
+}
+
 #[test]
 fn expand_and_rules_come_from_the_committed_envelopes() {
     let log = traced(&[Subsystem::Expand, Subsystem::Rules]);
     let config = config();
-    engine_action(&log, &config, &commit(local()));
-    engine_action(
-        &log,
-        &config,
-        &commit(DeliveryKind::Relay {
-            action: "out".to_owned(),
-        }),
-    );
+    engine_action(&log, &config, &commit_from(local(), "192.0.2.7"));
+    engine_action(&log, &config, &commit_from(local(), "local"));
+    let relay = DeliveryKind::Relay {
+        action: "out".to_owned(),
+    };
+    engine_action(&log, &config, &commit_from(relay, "192.0.2.7"));
     let lines = log.lines();
-    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines.len(), 6, "{lines:?}");
     assert!(lines[0].starts_with("expand: session "), "{lines:?}");
     assert!(lines[0].contains("<list@here> expanded to <alice@here>: local delivery as alice"));
     assert!(lines[1].starts_with("rules: session "), "{lines:?}");
+    // Both rules 2 and 3 lead to "box": the client's address tells them apart.
+    let rule3 = "rcpt=<list@here>: matched rule 3 (match from any for any action \"box\")";
+    assert!(lines[1].contains(rule3), "{lines:?}");
     assert!(
-        lines[1].contains("rcpt=<list@here>: matched rule 2"),
+        lines[3].contains("matched rule 2 (match from local "),
         "{lines:?}"
     );
-    assert!(lines[1].contains("action \"box\""), "{lines:?}");
-    assert!(lines[3].contains("matched rule 1"), "{lines:?}");
+    // The evaluation says "box" (list@here is not in example.org) but the envelope was
+    // relayed: every rule leading to "out" is named.
+    assert!(
+        lines[5].contains("matched rule 1 (match from any for domain"),
+        "{lines:?}"
+    );
 }
 
 #[test]
