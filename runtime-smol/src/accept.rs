@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use runtime_std::server::conn::{ConnContext, ListenerTls};
 use runtime_std::server::listener::SmtpPause;
 use runtime_std::server::mailbox::{Mailbox, Note};
-use smol::{Async, Executor, Timer};
+use smol::{Async, LocalExecutor, Timer};
 use smtp_proto::server::ServerConfig;
 
 /// The live connections: their mailboxes, for `Shutdown` and for the limit.
@@ -68,8 +69,8 @@ impl Connections {
 /// What an accept task needs besides its socket.
 #[derive(Clone)]
 pub struct AcceptContext {
-    /// The executor connection tasks are spawned on.
-    pub executor: Arc<Executor<'static>>,
+    /// The executor (of this thread) connection tasks are spawned on.
+    pub executor: Rc<LocalExecutor<'static>>,
     /// Shared with every connection.
     pub conn: ConnContext,
     /// The live connections.

@@ -1,7 +1,11 @@
 //! Starting and stopping `smtpd`: the same start as `smtpd-std`
 //! ([`runtime_std::server::prepare`]: spool recovery, engine host, delivery pool,
-//! listeners, control socket), then one smol executor shared by one thread per core, an
-//! accept task per listening socket and a task per connection.
+//! listeners, control socket), then one smol executor per core, each on its own thread
+//! with an accept task per listening socket (on its own descriptor of the socket) and a
+//! task per connection it accepted. A connection's task stays on its executor, so what
+//! wakes it wakes no other executor: with one executor shared by every thread, each
+//! event also woke an idle thread to look for work (async-io's reactor is still one,
+//! polled by whichever thread is idle).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,7 +14,13 @@ use mta_core::config::Config;
 use runtime_std::server::prepare::prepare;
 use runtime_std::server::trace::Subsystem;
 use runtime_std::server::{log::Log, ServeOptions};
-use smol::{Async, Executor};
+use std::net::TcpListener;
+use std::rc::Rc;
+
+use runtime_std::server::conn::{ConnContext, ListenerTls};
+use runtime_std::server::listener::SmtpPause;
+use smol::{Async, LocalExecutor, Task};
+use smtp_proto::server::ServerConfig;
 
 use crate::accept::{accept_loop, AcceptContext, Connections};
 use crate::fd::RawBorrowed;
@@ -80,49 +90,79 @@ fn start(
         ));
     }
     let prepared = prepare(config, opts, log, Subsystem::ALL, run_as)?;
-    let mut sockets = Vec::new();
-    for b in prepared.bound {
-        let socket = Async::new(b.socket).map_err(|e| format!("listen: {e}"))?;
-        sockets.push((socket, b.index, b.session_config, b.tls));
-    }
     let threads = threads
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
         .unwrap_or(1)
         .max(1);
+    // Every executor accepts on its own descriptor of each listening socket.
+    let mut listeners: Vec<Vec<Listening>> = Vec::with_capacity(threads);
+    for _ in 1..threads {
+        let mut own = Vec::with_capacity(prepared.bound.len());
+        for b in &prepared.bound {
+            let socket = b.socket.try_clone().map_err(|e| format!("listen: {e}"))?;
+            own.push(Listening {
+                socket,
+                index: b.index,
+                config: Arc::clone(&b.session_config),
+                tls: b.tls.clone(),
+            });
+        }
+        listeners.push(own);
+    }
+    listeners.insert(
+        0,
+        prepared
+            .bound
+            .into_iter()
+            .map(|b| Listening {
+                socket: b.socket,
+                index: b.index,
+                config: b.session_config,
+                tls: b.tls,
+            })
+            .collect(),
+    );
     log.info(&format!(
         "smtpd: ready on {threads} executor threads, queue {} ({} envelopes reloaded)",
         prepared.queue_dir.display(),
         prepared.reloaded
     ));
-    let executor = Arc::new(Executor::new());
-    let ctx = AcceptContext {
-        executor: Arc::clone(&executor),
+    let shared = Shared {
         conn: prepared.conn,
         connections: Arc::new(Connections::default()),
         max_connections,
         paused: prepared.paused,
     };
-    let stop = prepared.stop;
-    let (done_tx, done_rx) = async_channel::bounded::<()>(1);
+    // Closed at the stop signal (executors stop accepting), then once the sessions
+    // ended or the grace time passed (executors end).
+    let (stop_accepting_tx, stop_accepting) = async_channel::bounded::<()>(1);
+    let (done_tx, done) = async_channel::bounded::<()>(1);
     let mut workers = Vec::new();
-    for n in 1..threads {
-        let executor = Arc::clone(&executor);
-        let done = done_rx.clone();
+    let mut own_listeners = listeners.into_iter();
+    let main_listeners = own_listeners.next().unwrap_or_default();
+    for (n, listening) in own_listeners.enumerate() {
+        let shared = shared.clone();
+        let (stop_accepting, done) = (stop_accepting.clone(), done.clone());
         let worker = std::thread::Builder::new()
-            .name(format!("smol-{n}"))
-            .spawn(move || smol::block_on(executor.run(done.recv())))
+            .name(format!("smol-{}", n + 1))
+            .spawn(move || {
+                let executor = Rc::new(LocalExecutor::new());
+                smol::block_on(executor.run(async {
+                    let accepting = accept_all(&executor, listening, &shared);
+                    let _ = stop_accepting.recv().await;
+                    drop(accepting);
+                    let _ = done.recv().await;
+                }));
+            })
             .map_err(|e| format!("executor thread: {e}"))?;
         workers.push(worker);
     }
+    let stop = prepared.stop;
     let stop_fd = Async::new(RawBorrowed(stop.fd())).map_err(|e| format!("signals: {e}"))?;
     let grace = opts.shutdown_grace;
+    let executor = Rc::new(LocalExecutor::new());
     let all_ended = smol::block_on(executor.run(async {
-        let accepting: Vec<_> = sockets
-            .into_iter()
-            .map(|(socket, index, config, tls)| {
-                executor.spawn(accept_loop(socket, index, config, tls, ctx.clone()))
-            })
-            .collect();
+        let accepting = accept_all(&executor, main_listeners, &shared);
         loop {
             let _ = stop_fd.readable().await;
             if stop.fired() {
@@ -131,8 +171,9 @@ fn start(
         }
         log.info("smtpd: stop signal received, shutting down");
         drop(accepting);
-        ctx.connections.shutdown_all();
-        ctx.connections.wait_empty(grace).await
+        drop(stop_accepting_tx);
+        shared.connections.shutdown_all();
+        shared.connections.wait_empty(grace).await
     }));
     drop(done_tx);
     for worker in workers {
@@ -153,6 +194,50 @@ fn start(
 /// `smtpd` without `-n`: serve the configuration the command line names
 /// ([`runtime_std::server::command`]) in the foreground, logging to standard
 /// error, with or without `-d`.
+/// One listening socket as one executor accepts on it.
+struct Listening {
+    socket: TcpListener,
+    index: usize,
+    config: Arc<ServerConfig>,
+    tls: Option<Arc<ListenerTls>>,
+}
+
+/// What every executor shares.
+#[derive(Clone)]
+struct Shared {
+    conn: ConnContext,
+    connections: Arc<Connections>,
+    max_connections: usize,
+    paused: Arc<SmtpPause>,
+}
+
+/// Start the accept tasks of one executor; dropping them stops accepting.
+fn accept_all(
+    executor: &Rc<LocalExecutor<'static>>,
+    listening: Vec<Listening>,
+    shared: &Shared,
+) -> Vec<Task<()>> {
+    let mut tasks = Vec::with_capacity(listening.len());
+    for l in listening {
+        let socket = match Async::new(l.socket) {
+            Ok(socket) => socket,
+            Err(e) => {
+                shared.conn.log.warn(&format!("smtpd: listen: {e}"));
+                continue;
+            }
+        };
+        let ctx = AcceptContext {
+            executor: Rc::clone(executor),
+            conn: shared.conn.clone(),
+            connections: Arc::clone(&shared.connections),
+            max_connections: shared.max_connections,
+            paused: Arc::clone(&shared.paused),
+        };
+        tasks.push(executor.spawn(accept_loop(socket, l.index, l.config, l.tls, ctx)));
+    }
+    tasks
+}
+
 pub fn serve_command(options: &runtime_std::cli::Options) -> ExitCode {
     let Some(mut c) = runtime_std::server::command(options) else {
         return ExitCode::FAILURE;
