@@ -14,9 +14,11 @@
 # apart from the headers they add, and a body with a 3000-byte line arrives
 # quoted-printable; `update table` makes a changed file table refuse the next RCPT;
 # `log verbose|brief` switch the session debug lines; `trace`, `show routes|hosts` and
-# `encrypt` answer; an unprivileged user is refused the privileged verbs but may read
+# `encrypt` answer; `trace expand|rules|scheduler|lookup|stat` log a message's way and
+# `untrace` stops them; an unprivileged user is refused the privileged verbs but may read
 # the counters and submit mail; `show stats` and `monitor` count what was done; the
-# socket goes away with the daemon.
+# socket goes away with the daemon; with the daemon stopped `sendmail` leaves its
+# message in offline/, which the daemon enqueues (as the file's owner) when it starts.
 #
 # SMTPCTL: the smtpctl binary (default: built here, release profile, into
 # ${CARGO_TARGET_DIR:-target}).
@@ -44,8 +46,10 @@ setup_smtpctl_test() {
         ln -s smtpctl "$TEST_DIR/bin/$name"
     done
     CTL="$TEST_DIR/bin/smtpctl"
-    # Where sendmail, mailq and newaliases (which take no -s) find the daemon.
+    # Where sendmail, mailq and newaliases (which take no -s) find the daemon, and
+    # where sendmail finds the queue (its offline/ is beside it) when there is none.
     export SMTPD_SOCKET="$SOCKET"
+    export SMTPD_QUEUE="$TEST_DIR/queue"
 
     # Exits 75 while the hold file exists, else keeps the message.
     cat >"$TEST_DIR/flaky.sh" <<SCRIPT
@@ -359,7 +363,9 @@ PY
     echo "ok: sendmail sends a body with a 3000-byte line quoted-printable"
 
     expect_failure "no recipients" "$TEST_DIR/bin/sendmail" </dev/null
-    SMTPD_SOCKET="$TEST_DIR/nowhere.sock" expect_failure "doesn't seem to be running" \
+    # No daemon and no offline directory either: the message cannot be kept.
+    SMTPD_SOCKET="$TEST_DIR/nowhere.sock" SMTPD_QUEUE="$TEST_DIR/nowhere/queue" \
+        expect_failure "doesn't seem to be running.*cannot leave the message" \
         "$TEST_DIR/bin/sendmail" x@example.org <"$TEST_DIR/plain.msg"
     expect_failure "not supported" "$TEST_DIR/bin/sendmail" -bs
     "$TEST_DIR/bin/newaliases" 2>"$TEST_DIR/err" || fail "newaliases failed"
@@ -442,6 +448,120 @@ check_other_verbs() {
     expect_failure "usage: smtpctl" ctl frobnicate
     expect_failure "ambiguous" ctl show stat
     echo "ok: trace/untrace, show routes/hosts, encrypt (argument and standard input), usage errors"
+}
+
+# trace_count PATTERN: lines of the daemon's log matching PATTERN (extended regex).
+trace_count() { grep -Ec "$1" "$TEST_DIR/server.log" || true; }
+
+trace_count_above() { [ "$(trace_count "$1")" -gt "$2" ]; }
+
+# The lines `trace expand|rules|scheduler|lookup|stat` give for one message, and none
+# once untraced; OpenSMTPD's old name `transfer` and `all` are accepted, the
+# subsystems without output here are refused by name.
+check_traces() {
+    local expand='^expand: session [0-9a-f]+: envelope [0-9a-f]{16} <trace-one@example.org> expanded to <nobody@example.org>: local delivery as nobody'
+    # From 127.0.0.1: `from local` (rule 3) before `from any` (rule 4), both "box".
+    local rules='^rules: session [0-9a-f]+: msgid=[0-9a-f]{8} from=<sender@example.org> rcpt=<trace-one@example.org>: matched rule 3 \(match from local for any action "box"\)$'
+    local sched='^scheduler: envelope [0-9a-f]{16} (scheduled: local delivery as nobody .* to <nobody@example.org>|removed from the queue)'
+    local lookup='^lookup: user "nobody": found uid=65534'
+    local stat='^stat: (increment|decrement) [a-z.]+ by [0-9]+: -?[0-9]+$'
+    local verb
+    for verb in expand rules scheduler lookup stat; do
+        expect_output "command succeeded" ctl trace "$verb"
+    done
+    send trace-one@example.org "traced" || fail "sending the traced message"
+    wait_until 10 maildir_has trace-one@example.org 1 || fail "the traced message was not delivered"
+    local pattern
+    for pattern in "$expand" "$rules" "$sched" "$stat"; do
+        wait_until 5 trace_count_above "$pattern" 0 || fail "no trace line matching: $pattern"
+    done
+    # The engine looks accounts up once in a while (the runtime keeps them a few
+    # seconds): a lookup line appears for this message or an earlier traced one.
+    wait_until 5 trace_count_above "$lookup" 0 || fail "no trace line matching: $lookup"
+    echo "ok: trace expand, rules, scheduler, lookup and stat log what happened to a message"
+
+    for verb in expand rules scheduler lookup stat; do
+        expect_output "command succeeded" ctl untrace "$verb"
+    done
+    local before=()
+    for pattern in '^expand: ' '^rules: ' '^scheduler: ' '^lookup: ' '^stat: '; do
+        before+=("$(trace_count "$pattern")")
+    done
+    send trace-two@example.org "untraced" || fail "sending the untraced message"
+    wait_until 10 maildir_has trace-two@example.org 1 || fail "the untraced message was not delivered"
+    sleep 0.5
+    local i=0
+    for pattern in '^expand: ' '^rules: ' '^scheduler: ' '^lookup: ' '^stat: '; do
+        [ "$(trace_count "$pattern")" -eq "${before[$i]}" ] || fail "untrace: still tracing $pattern"
+        i=$((i + 1))
+    done
+    echo "ok: untrace stops each of them"
+
+    expect_output "command succeeded" ctl trace transfer
+    expect_output "command succeeded" ctl untrace transfer
+    expect_output "command succeeded" ctl trace all
+    grep -q "smtpd: tracing: smtp, expand, lookup, rules, scheduler, bounce, mta, stat" \
+        "$TEST_DIR/server.log" || fail "trace all does not trace every subsystem"
+    expect_output "command succeeded" ctl untrace all
+    expect_failure "no trace output for imsg" ctl trace imsg
+    ctl untrace imsg >/dev/null 2>&1 || true
+    echo "ok: trace transfer and all accepted, trace imsg refused by name"
+}
+
+# offline_files: the files sendmail left in the offline directory (not those set aside).
+offline_files() {
+    find "$TEST_DIR/offline" -maxdepth 1 -type f ! -name 'corrupt-*' ! -name 'refused-*' | sort
+}
+
+offline_empty() { [ -z "$(offline_files)" ]; }
+
+# With the daemon stopped, sendmail leaves its message in offline/ (beside the queue),
+# quietly and successfully; the daemon enqueues it at start, as the file's owner, and
+# sets aside a file it cannot read.
+check_offline() {
+    [ -d "$TEST_DIR/offline" ] || fail "the daemon made no offline directory"
+    [ "$(stat -c %a "$TEST_DIR/offline")" = 3777 ] || fail "offline/ mode $(stat -c %a "$TEST_DIR/offline")"
+    printf 'Subject: written offline
+
+kept while the daemon was down
+' >"$TEST_DIR/offline.msg"
+    "$TEST_DIR/bin/sendmail" offline-one@example.org <"$TEST_DIR/offline.msg" \
+        >"$TEST_DIR/out" 2>"$TEST_DIR/err" || fail "sendmail without a daemon: $(cat "$TEST_DIR/err")"
+    [ ! -s "$TEST_DIR/out" ] && [ ! -s "$TEST_DIR/err" ] || fail "sendmail without a daemon said: $(cat "$TEST_DIR/out" "$TEST_DIR/err")"
+    [ "$(offline_files | wc -l)" -eq 1 ] || fail "offline/ holds: $(ls -la "$TEST_DIR/offline")"
+    [ "$(stat -c %a "$(offline_files)")" = 640 ] || fail "offline file mode $(stat -c %a "$(offline_files)")"
+    head -1 "$(offline_files)" | grep -qx "smtpd-offline 1" || fail "offline file: $(head -3 "$(offline_files)")"
+    local users=1
+    if [ "$(id -u)" -eq 0 ]; then
+        printf 'Subject: nobody offline
+
+hi
+' | as_nobody env SMTPD_SOCKET="$SOCKET" \
+            SMTPD_QUEUE="$TEST_DIR/queue" "$TEST_DIR/bin/sendmail" offline-two@example.org \
+            || fail "nobody: sendmail without a daemon"
+        users=2
+        [ "$(offline_files | xargs stat -c %U | sort -u | tr '\n' ' ')" = "nobody root " ] \
+            || fail "offline files' owners: $(ls -la "$TEST_DIR/offline")"
+    fi
+    [ "$(offline_files | wc -l)" -eq "$users" ] || fail "offline/ holds: $(ls -la "$TEST_DIR/offline")"
+    printf 'not an offline file
+' >"$TEST_DIR/offline/garbage"
+    echo "ok: sendmail without a daemon exits 0 quietly and leaves a 0640 file in offline/ per user"
+
+    start_ctl_server
+    wait_until 10 maildir_has offline-one@example.org 1 || fail "the offline message was not delivered"
+    check_delivered offline-one@example.org "$TEST_DIR/offline.msg" yes
+    if [ "$users" -eq 2 ]; then
+        wait_until 10 maildir_has offline-two@example.org 1 || fail "nobody's offline message was not delivered"
+        grep -q "^From: .*<nobody@" "$TEST_DIR/mail/offline-two@example.org/new/"* \
+            || fail "nobody's offline message is not from nobody"
+    fi
+    wait_until 5 offline_empty || fail "offline/ not emptied: $(ls -la "$TEST_DIR/offline")"
+    [ -f "$TEST_DIR/offline/corrupt-garbage" ] || fail "the garbage file was not set aside: $(ls -la "$TEST_DIR/offline")"
+    grep -q "offline: garbage set aside as corrupt-garbage" "$TEST_DIR/server.log" \
+        || fail "no log line for the garbage file"
+    echo "ok: at start the daemon enqueues the offline files as their owners, empties offline/ and sets garbage aside"
+    stop_server
 }
 
 as_nobody() {
@@ -549,7 +669,9 @@ run_smtpctl_suite() {
     check_update_table
     check_log
     check_other_verbs
+    check_traces
     check_permissions
     check_stats
     check_socket_removed
+    check_offline
 }
