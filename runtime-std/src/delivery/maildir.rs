@@ -75,6 +75,17 @@ pub fn store(
     message: &mut dyn Read,
     abandon: &dyn Fn() -> bool,
 ) -> io::Result<PathBuf> {
+    write_tmp(maildir, junk, message)?.finish(abandon)
+}
+
+/// The first half of [`store`]: `message` written into `tmp/` under a unique name, not
+/// yet fsynced nor in `new/`. A caller with several messages writes them all (starting
+/// each one's write-back, [`Written::start_writeback`]) before it finishes any, so that
+/// their data reaches the disk together instead of one fsync after another.
+///
+/// # Errors
+/// Any file system error; the copy in `tmp/` is removed then.
+pub fn write_tmp(maildir: &Path, junk: bool, message: &mut dyn Read) -> io::Result<Written> {
     let name = unique_name(SystemTime::now());
     let tmp_path = maildir.join("tmp").join(&name);
     let mut file = match create_tmp(&tmp_path) {
@@ -84,8 +95,7 @@ pub fn store(
         }
         other => other?,
     };
-    let copied = copy_scanning(&mut UnixLines::new(message), &mut file);
-    let spam = match copied.and_then(|spam| file.sync_all().map(|()| spam)) {
+    let spam = match copy_scanning(&mut UnixLines::new(message), &mut file) {
         Ok(spam) => spam,
         Err(e) => {
             drop(file);
@@ -93,33 +103,80 @@ pub fn store(
             return Err(e);
         }
     };
-    drop(file);
     let folder = if junk && spam {
         maildir.join(JUNK_FOLDER)
     } else {
         maildir.to_path_buf()
     };
-    let new_dir = folder.join("new");
-    if abandon() {
-        let _ = fs::remove_file(&tmp_path);
-        return Err(io::Error::new(
-            io::ErrorKind::Interrupted,
-            "delivery abandoned: the daemon is gone",
-        ));
-    }
-    let target = new_dir.join(&name);
-    let renamed = match fs::rename(&tmp_path, &target) {
-        // The junk folder is created on first use; a maildir may lose `new/` meanwhile.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            ensure_maildir(&folder).and_then(|()| fs::rename(&tmp_path, &target))
+    Ok(Written {
+        file: Some(file),
+        tmp_path,
+        name,
+        folder,
+    })
+}
+
+/// A message in `tmp/` ([`write_tmp`]), to be finished ([`Written::finish`]); dropped
+/// unfinished, its file is removed.
+#[derive(Debug)]
+pub struct Written {
+    /// Open until finished.
+    file: Option<File>,
+    tmp_path: PathBuf,
+    name: String,
+    /// The maildir (or junk folder) whose `new/` receives it.
+    folder: PathBuf,
+}
+
+impl Written {
+    /// Ask the kernel to start writing the file's data now, without waiting, so that
+    /// the fsync of [`Written::finish`] finds it (mostly) written.
+    pub fn start_writeback(&self) {
+        use std::os::fd::AsRawFd;
+        if let Some(file) = &self.file {
+            // SAFETY: a hint on a descriptor we own; errors show in the later fsync.
+            unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
         }
-        other => other,
-    };
-    if let Err(e) = renamed {
-        let _ = fs::remove_file(&tmp_path);
-        return Err(e);
     }
-    Ok(new_dir)
+
+    /// The second half of [`store`]: fsync the file, ask `abandon` (see
+    /// [`deliver_unless`]), rename it into `new/` and return that directory, whose fsync
+    /// makes the delivery durable.
+    ///
+    /// # Errors
+    /// Any file system error, or the abandon; the file is removed then.
+    pub fn finish(mut self, abandon: &dyn Fn() -> bool) -> io::Result<PathBuf> {
+        let synced = self.file.take().map_or(Ok(()), |file| file.sync_all());
+        synced?;
+        if abandon() {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "delivery abandoned: the daemon is gone",
+            ));
+        }
+        let new_dir = self.folder.join("new");
+        let target = new_dir.join(&self.name);
+        let renamed = match fs::rename(&self.tmp_path, &target) {
+            // The junk folder is created on first use; a maildir may lose `new/` meanwhile.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                ensure_maildir(&self.folder).and_then(|()| fs::rename(&self.tmp_path, &target))
+            }
+            other => other,
+        };
+        renamed?;
+        // Renamed: nothing left in tmp/ to remove.
+        self.tmp_path = PathBuf::new();
+        Ok(new_dir)
+    }
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        drop(self.file.take());
+        if !self.tmp_path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
 }
 
 fn create_tmp(path: &Path) -> io::Result<File> {

@@ -7,10 +7,11 @@
 //! receives [`Request::Deliver`] packets over its own socket, each with the message file
 //! the root fork server opened for it, and answers each with one reply packet.
 //!
-//! It takes every request waiting on its socket (up to [`MAX_BATCH`]), stores each
-//! message (`tmp/`, write, fsync, rename into `new/`: [`maildir::store`]), then fsyncs
-//! each distinct `new/` directory of the batch once, and only then answers: a delivery
-//! counts only once its directory entry is durable. It exits when its socket closes (the
+//! It takes every request waiting on its socket (up to [`MAX_BATCH`]), writes each
+//! message into `tmp/` and starts its write-back ([`maildir::write_tmp`]), then fsyncs
+//! and renames each into `new/` ([`maildir::Written::finish`]: the data of the batch went
+//! to the disk together), then fsyncs each distinct `new/` directory of the batch once,
+//! and only then answers: a delivery counts only once its directory entry is durable. It exits when its socket closes (the
 //! fork server retired it, or is gone).
 
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ use mta_core::expand::LocalMethod;
 
 use super::agents::AgentKey;
 use super::wire::{self, Received};
-use crate::delivery::maildir::{self, KnownMaildirs};
+use crate::delivery::maildir::{self, KnownMaildirs, Written};
 use crate::delivery::user::{drop_in_place, run_as_user};
 use crate::delivery::DeliveryOutcome;
 use crate::server::fork_request::{self, Reply, Request, MAX_PACKET};
@@ -113,9 +114,22 @@ pub fn deliver_batch(
     batch: Vec<Item>,
     abandon: &dyn Fn() -> bool,
 ) -> Vec<(u64, Reply)> {
-    let stored: Vec<(u64, Result<PathBuf, Reply>)> = batch
+    // Every message written first, its write-back started, so that the fsyncs after
+    // find the data of the whole batch on its way together.
+    let written: Vec<(u64, WriteResult<'_>)> = batch
+        .iter()
+        .map(|(id, request, file)| (*id, write_one(known, key, request, file.as_ref())))
+        .collect();
+    let stored: Vec<(u64, Result<PathBuf, Reply>)> = written
         .into_iter()
-        .map(|(id, request, file)| (id, store_one(known, key, &request, file, abandon)))
+        .map(|(id, result)| {
+            let finished = result.and_then(|(written, maildir)| {
+                written
+                    .finish(abandon)
+                    .map_err(|e| reply_of(maildir::failure(maildir, &e)))
+            });
+            (id, finished)
+        })
         .collect();
     let mut synced: HashMap<&Path, Result<(), String>> = HashMap::new();
     for dir in stored.iter().filter_map(|(_, s)| s.as_ref().ok()) {
@@ -144,15 +158,17 @@ pub fn deliver_batch(
         .collect()
 }
 
-/// Store one message (not yet durable): the `new/` directory it went into, or the reply
-/// that fails it.
-fn store_one(
+/// A message written into `tmp/` with its maildir, or the reply that fails it.
+type WriteResult<'a> = Result<(Written, &'a Path), Reply>;
+
+/// Write one message into its maildir's `tmp/` and start its write-back: the message
+/// and its maildir, or the reply that fails it.
+fn write_one<'a>(
     known: &mut KnownMaildirs,
     key: &AgentKey,
-    request: &Request,
-    file: Option<File>,
-    abandon: &dyn Fn() -> bool,
-) -> Result<PathBuf, Reply> {
+    request: &'a Request,
+    file: Option<&File>,
+) -> WriteResult<'a> {
     let Request::Deliver(job) = request else {
         return Err(Reply::TempFail("not a delivery".to_owned()));
     };
@@ -170,13 +186,19 @@ fn store_one(
         return Err(Reply::TempFail("the message was not passed".to_owned()));
     };
     let path = Path::new(path);
-    let fail = |e: &std::io::Error| match maildir::failure(path, e) {
-        DeliveryOutcome::PermFail(text) => Reply::PermFail(text),
-        DeliveryOutcome::TempFail(text) => Reply::TempFail(text),
-        DeliveryOutcome::Delivered => Reply::Delivered,
-    };
+    let fail = |e: &std::io::Error| reply_of(maildir::failure(path, e));
     known.ensure(path).map_err(|e| fail(&e))?;
-    maildir::store(path, *junk, &mut message, abandon).map_err(|e| fail(&e))
+    let written = maildir::write_tmp(path, *junk, &mut message).map_err(|e| fail(&e))?;
+    written.start_writeback();
+    Ok((written, path))
+}
+
+fn reply_of(outcome: DeliveryOutcome) -> Reply {
+    match outcome {
+        DeliveryOutcome::Delivered => Reply::Delivered,
+        DeliveryOutcome::TempFail(text) => Reply::TempFail(text),
+        DeliveryOutcome::PermFail(text) => Reply::PermFail(text),
+    }
 }
 
 #[cfg(test)]
