@@ -142,6 +142,8 @@ pub async fn serve(
         held: None,
         trace: SmtpTrace::default(),
         closing: false,
+        timer: Timer::never(),
+        timer_at: None,
     };
     if let Some(info) = implicit {
         conn.tls_active(&info).await;
@@ -174,6 +176,9 @@ struct Conn {
     closing: bool,
     /// `smtpctl trace smtp`.
     trace: SmtpTrace,
+    /// The session's deadline timer, and when it is set to fire.
+    timer: Timer,
+    timer_at: Option<Instant>,
 }
 
 impl Conn {
@@ -532,13 +537,19 @@ impl Conn {
             link.readable().await;
             Wake::Socket
         };
-        let timer = async {
-            match deadline {
-                Some(at) => {
-                    Timer::at(at).await;
-                }
-                None => future::pending::<()>().await,
+        // The timer is kept between waits and only moved earlier: a deadline that moved
+        // later (each command pushes the idle timeout back) lets it fire early once, and
+        // the session is asked again. A new timer per wait cost the reactor a wake-up
+        // (eventfd write, epoll re-arm, timerfd reset) for every command.
+        if let Some(at) = deadline {
+            if self.timer_at.is_none_or(|armed| at < armed) {
+                self.timer.set_at(at);
+                self.timer_at = Some(at);
             }
+        }
+        let armed_timer = &mut self.timer;
+        let timer = async {
+            armed_timer.await;
             Wake::Deadline
         };
         let woke = future::or(mailbox, future::or(socket, timer)).await;
@@ -555,6 +566,7 @@ impl Conn {
                 },
             ),
             Wake::Deadline => {
+                self.timer_at = None;
                 // Re-read the clock: the session decides whether its deadline passed (a
                 // held AUTH answer is released by the loop).
                 let now = Instant::now();

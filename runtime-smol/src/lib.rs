@@ -4,7 +4,8 @@
 //! What is shared with `runtime-std`: the engine host (engine behind a mutex, its
 //! effects, the timer thread), the spool and its group committer, the delivery pool, the
 //! listeners' binding, signals and the log. What is new here: the connections are tasks on
-//! one [`smol::Executor`] run by one thread per core ([`serve`]), each driving
+//! [`smol::LocalExecutor`]s, one per core but one, each on its own thread ([`serve`]),
+//! each driving
 //! smtp-proto's server session over an `Async<TcpStream>` ([`conn`]), with no thread and
 //! no read buffer of its own while idle; STARTTLS and `smtps` through runtime-std's
 //! sans-I/O TLS pump ([`link`]); AUTH through the engine host, as in `smtpd-std`.
