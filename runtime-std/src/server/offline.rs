@@ -152,11 +152,17 @@ pub fn start(
     }
 }
 
+/// How long after start (and the privilege drop) the first scan waits: the start-up
+/// reloads the queue right after, and new message ids must not be drawn before the
+/// engine knows the queued ones.
+const FIRST_SCAN_DELAY: Duration = Duration::from_secs(1);
+
 /// The scanner thread: first wait for the privilege drop, then scan and sleep.
 fn scanner(scan: &OfflineScan, enqueuer: &LocalEnqueuer, log: &Log, dropping: bool) {
     while dropping && euid() == 0 {
         std::thread::sleep(Duration::from_millis(20));
     }
+    std::thread::sleep(FIRST_SCAN_DELAY);
     loop {
         let counts = scan.scan(log, &mut |message| enqueue(enqueuer, message));
         if counts.enqueued + counts.set_aside + counts.kept > 0 {
@@ -184,5 +190,23 @@ fn enqueue(enqueuer: &LocalEnqueuer, message: &OfflineMessage) -> Enqueued {
         }
         Ok(Err((step, reply))) => Enqueued::Failed(format!("{step} refused: {}", reply.to_line())),
         Err(e) => Enqueued::Failed(format!("submission failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_wake_ends_the_wait_at_once() {
+        let started = Instant::now();
+        let sleeper = std::thread::spawn(|| sleep_until_woken(Duration::from_secs(60)));
+        while !sleeper.is_finished() && started.elapsed() < Duration::from_secs(20) {
+            wake();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(sleeper.is_finished(), "still asleep after wakes");
+        sleeper.join().expect("sleeper");
     }
 }
