@@ -63,14 +63,21 @@ SCRIPT
     chmod 755 "$TEST_DIR/flaky.sh"
     echo "placeholder@example.org" >"$TEST_DIR/blocked"
     chmod 644 "$TEST_DIR/blocked"
+    RELAY_PORT=$(free_port)
+    # relay-*@ goes out through a relay session to this daemon's own second listener,
+    # whose tag delivers it to the maildir: a relay with real replies for `trace mta`.
     cat >"$TEST_DIR/smtpd.conf" <<CONF
 queue path "$TEST_DIR/queue"
 table blocked file:$TEST_DIR/blocked
 listen on 127.0.0.1 port $PORT
+listen on 127.0.0.1 port $RELAY_PORT tag relayed
 action "box" maildir "$TEST_DIR/mail/%{rcpt:lowercase}" virtual { "@" = "nobody" }
 action "flaky" mda "$TEST_DIR/flaky.sh" virtual { "@" = "nobody" }
+action "out" relay host smtp://127.0.0.1:$RELAY_PORT
 match from any for rcpt-to <blocked> reject
 match from any for rcpt-to regex "^flaky" action "flaky"
+match from any tag relayed for any action "box"
+match from any for rcpt-to regex "^relay-" action "out"
 match from local for any action "box"
 match from any for any action "box"
 CONF
@@ -460,8 +467,8 @@ trace_count_above() { [ "$(trace_count "$1")" -gt "$2" ]; }
 # subsystems without output here are refused by name.
 check_traces() {
     local expand='^expand: session [0-9a-f]+: envelope [0-9a-f]{16} <trace-one@example.org> expanded to <nobody@example.org>: local delivery as nobody'
-    # From 127.0.0.1: `from local` (rule 3) before `from any` (rule 4), both "box".
-    local rules='^rules: session [0-9a-f]+: msgid=[0-9a-f]{8} from=<sender@example.org> rcpt=<trace-one@example.org>: matched rule 3 \(match from local for any action "box"\)$'
+    # From 127.0.0.1: `from local` (rule 5) before `from any` (rule 6), both "box".
+    local rules='^rules: session [0-9a-f]+: msgid=[0-9a-f]{8} from=<sender@example.org> rcpt=<trace-one@example.org>: matched rule 5 \(match from local for any action "box"\)$'
     local sched='^scheduler: envelope [0-9a-f]{16} (scheduled: local delivery as nobody .* to <nobody@example.org>|removed from the queue)'
     local lookup='^lookup: user "nobody": found uid=65534'
     local stat='^stat: (increment|decrement) [a-z.]+ by [0-9]+: -?[0-9]+$'
@@ -561,7 +568,32 @@ hi
     grep -q "offline: garbage set aside as corrupt-garbage" "$TEST_DIR/server.log" \
         || fail "no log line for the garbage file"
     echo "ok: at start the daemon enqueues the offline files as their owners, empties offline/ and sets garbage aside"
+    check_trace_mta
     stop_server
+}
+
+# `trace mta`: a message relayed to the daemon's own tagged listener shows the
+# connection, the remote reply and the session's end; `untrace mta` stops them. (Run
+# last: the relayed message counts two deliveries, which check_stats would not expect.)
+check_trace_mta() {
+    expect_output "command succeeded" ctl trace mta
+    send relay-one@example.org "relayed" || fail "sending the relayed message"
+    wait_until 15 maildir_has relay-one@example.org 1 || fail "the relayed message did not arrive"
+    local pattern
+    for pattern in '^mta: session [0-9a-f]{16}: connecting to 127\.0\.0\.1 \[127\.0\.0\.1:[0-9]+\]' \
+        '^mta: session [0-9a-f]{16}: connected$' \
+        '^mta: session [0-9a-f]{16}: recipient 1 accepted: 250 ' \
+        '^mta: delivered: [0-9a-f]{16}$'; do
+        wait_until 5 trace_count_above "$pattern" 0 || fail "no trace line matching: $pattern"
+    done
+    expect_output "command succeeded" ctl untrace mta
+    local before
+    before=$(trace_count '^mta: ')
+    send relay-two@example.org "relayed untraced" || fail "sending the second relayed message"
+    wait_until 15 maildir_has relay-two@example.org 1 || fail "the second relayed message did not arrive"
+    sleep 0.5
+    [ "$(trace_count '^mta: ')" -eq "$before" ] || fail "untrace mta: still tracing"
+    echo "ok: trace mta logs the relay session's connection and the remote reply; untrace mta stops it"
 }
 
 as_nobody() {

@@ -217,6 +217,7 @@ fn drive(
                 }
                 Action::BodyWanted { .. } => body_wanted = true,
                 Action::Outcome(outcome) => {
+                    crate::server::trace::events::relay_replies(events, spec.conn, &outcome);
                     let position = in_flight.iter().position(|(tag, _)| *tag == outcome.id);
                     if let Some((_, flight)) = position.map(|p| in_flight.remove(p)) {
                         let mut results: Vec<(EnvelopeId, Outcome)> = flight

@@ -11,6 +11,17 @@ use std::sync::{Arc, Mutex};
 
 use super::trace::Subsystem;
 
+/// The trace set last given to any log of this process, for the threads that hold no
+/// log (the relay's outbound sessions, which send their lines to the agent's log). A
+/// daemon has one log, so it is that log's set.
+static PROCESS_TRACES: AtomicU32 = AtomicU32::new(0);
+
+/// Whether `subsystem` is traced by the log last switched in this process (see
+/// [`Log::set_traces`]), for threads without a log.
+pub fn traced_in_process(subsystem: Subsystem) -> bool {
+    PROCESS_TRACES.load(Ordering::Relaxed) & subsystem.bit() != 0
+}
+
 /// Where log lines go. Cheap to clone; every thread holds one.
 #[derive(Clone, Debug)]
 pub struct Log {
@@ -124,6 +135,7 @@ impl Log {
     pub fn set_traces(&self, traced: &[Subsystem]) {
         let bits = traced.iter().fold(0u32, |bits, s| bits | s.bit());
         self.inner.traces.store(bits, Ordering::Relaxed);
+        PROCESS_TRACES.store(bits, Ordering::Relaxed);
     }
 
     /// Whether `subsystem` is traced: callers skip the work of composing trace lines

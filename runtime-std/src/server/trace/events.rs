@@ -19,6 +19,7 @@ use mta_core::queue::{self, DeliveryKind, Envelope, EnvelopeState, Failure};
 use mta_core::routing;
 use mta_core::rules::{EnvelopeFacts, Ruleset, SessionFacts, Source};
 use mta_core::scheduler::Outcome;
+use smtp_proto::client::RecipientResult;
 
 use super::Subsystem;
 use crate::server::log::Log;
@@ -391,6 +392,33 @@ pub fn relay_input(log: &Log, input: &routing::Input) {
     };
     for line in lines {
         log.info(&line);
+    }
+}
+
+/// Trace the replies an outbound session got for one message (`mta`), one line per
+/// recipient with the server's reply, sent to the relay agent's log through `events`
+/// (session threads hold no log: they read the process's trace set).
+pub(crate) fn relay_replies(
+    events: &std::sync::mpsc::Sender<crate::relay::Event>,
+    conn: routing::ConnId,
+    outcome: &smtp_proto::client::Outcome,
+) {
+    if !crate::server::log::traced_in_process(Subsystem::Mta) {
+        return;
+    }
+    for (n, result) in outcome.recipients.iter().enumerate() {
+        let (what, reply) = match result {
+            RecipientResult::Delivered(r) => ("accepted", r),
+            RecipientResult::TempFail(r) => ("deferred", r),
+            RecipientResult::PermFail(r) => ("refused", r),
+        };
+        let text = reply.to_string();
+        let text: Vec<&str> = text.lines().map(str::trim_end).collect();
+        let _ = events.send(crate::relay::Event::Log(format!(
+            "mta: session {conn}: recipient {} {what}: {}",
+            n.saturating_add(1),
+            text.join(" / ")
+        )));
     }
 }
 
