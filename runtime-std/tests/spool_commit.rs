@@ -201,6 +201,43 @@ fn submit_calls_the_completion_once() {
 }
 
 #[test]
+fn a_recycled_file_is_overwritten_and_trimmed_to_the_new_message() {
+    let dir = TempDir::new("recycle");
+    let root = dir.path().join("spool");
+    let (spool, _) = Spool::open(&root).unwrap();
+    let committer = GroupCommitter::start(spool.clone(), 8).unwrap();
+    let long = b"a much longer first message, line after line\r\n".repeat(50);
+    committer
+        .commit(write_message(&spool, "first", &long, &["e1", "e2", "e3"]))
+        .unwrap();
+    for evpid in ["e1", "e2", "e3"] {
+        spool.remove_envelope("first", evpid).unwrap();
+    }
+    // The next messages reuse the spent body and envelope files, shorter and longer.
+    committer
+        .commit(write_message(&spool, "short", b"short\r\n", &["s"]))
+        .unwrap();
+    assert_eq!(read_all(&spool, "short"), b"short\r\n");
+    let longer = b"0123456789".repeat(600);
+    committer
+        .commit(write_message(&spool, "longer", &longer, &["l1", "l2"]))
+        .unwrap();
+    assert_eq!(read_all(&spool, "longer"), longer);
+    drop(committer);
+    let (_, recovered) = Spool::open(&root).unwrap();
+    let mut found: Vec<_> = recovered
+        .messages
+        .iter()
+        .map(|m| (m.msgid.clone(), m.envelopes.len()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![("longer".to_owned(), 2), ("short".to_owned(), 1)]
+    );
+}
+
+#[test]
 fn a_lone_commit_completes_on_the_callers_thread() {
     let dir = TempDir::new("lone");
     let (spool, _) = Spool::open(dir.path()).unwrap();

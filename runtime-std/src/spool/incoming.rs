@@ -123,13 +123,15 @@ impl IncomingMessage {
         };
         self.done = true;
         let writer = self.message.take().ok_or_else(closed)?;
-        prepared
-            .files
-            .push(writer.into_inner().map_err(|e| e.into_error())?);
+        let body = writer.into_inner().map_err(|e| e.into_error())?;
+        super::pool::trim(&body, self.bytes_written)?;
+        prepared.files.push(body);
         let tmp = prepared.spool.rewrite_path(&prepared.msgid);
         let mut file = prepared.spool.pool().take(&tmp)?;
         prepared.files.push(file.try_clone()?);
-        file.write_all(&records::encode(&self.envelopes))?;
+        let records = records::encode(&self.envelopes);
+        file.write_all(&records)?;
+        super::pool::trim(&file, records.len() as u64)?;
         Ok(prepared)
     }
 }

@@ -315,8 +315,10 @@ impl Spool {
         let tmp = self.rewrite_path(msgid);
         self.inner.pool.recycle(&tmp)?;
         let mut file = self.inner.pool.take(&tmp)?;
+        let records = records::encode(envelopes);
         let written = file
-            .write_all(&records::encode(envelopes))
+            .write_all(&records)
+            .and_then(|()| pool::trim(&file, records.len() as u64))
             .and_then(|()| file.sync_data());
         if let Err(e) = written {
             let _ = self.inner.pool.recycle(&tmp);

@@ -1,7 +1,10 @@
 //! Spool files recycled instead of deleted: on a file system without a journal, ext4 will
 //! not reuse an inode deleted less than a minute ago, so every new file of a busy spool
 //! scans past all the inodes freed recently. Renaming a spent file to `queue/f.<n>`
-//! (emptied) and back into use keeps the inode count of the spool flat. A body is only
+//! and back into use keeps the inode count of the spool flat. A spare keeps its content
+//! (up to [`KEEP_CONTENT`] bytes) and is overwritten in place by its next use, then
+//! trimmed to what was written ([`trim`]): a message of the same size as the last one in
+//! that file then allocates and frees no block, and its fdatasync writes no inode. A body is only
 //! retired once its last envelope is gone, when no delivery reads it any more (the
 //! scheduler never removes an envelope in flight).
 
@@ -14,6 +17,9 @@ use std::sync::{Mutex, PoisonError};
 
 /// Most spare files kept; beyond that a spent file is deleted.
 const MAX_FREE: usize = 1024;
+/// A spare bigger than this is emptied when retired, so that spares hold at most
+/// [`MAX_FREE`] times this much disk space.
+const KEEP_CONTENT: u64 = 256 * 1024;
 
 /// Spare files in one directory, named `f.<n>`.
 pub(super) struct FilePool {
@@ -52,8 +58,9 @@ impl FilePool {
         }
     }
 
-    /// A new, empty file at `target` (which must not exist): a spare one renamed there
-    /// when there is one, else a fresh one (mode 0600).
+    /// A file at `target` (which must not exist), open for writing at its start: a spare
+    /// one renamed there when there is one (its old bytes stay until overwritten: [`trim`]
+    /// it to what was written), else a fresh one (mode 0600).
     pub(super) fn take(&self, target: &Path) -> io::Result<File> {
         loop {
             let spare = self
@@ -65,7 +72,7 @@ impl FilePool {
                 return super::create_private_file(target);
             };
             match rename_noreplace(&spare, target) {
-                Ok(()) => return OpenOptions::new().write(true).truncate(true).open(target),
+                Ok(()) => return OpenOptions::new().write(true).open(target),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     self.free
                         .lock()
@@ -98,8 +105,11 @@ impl FilePool {
                 let n = self.next.fetch_add(1, Ordering::Relaxed);
                 let spare = self.dir.join(format!("f.{n}"));
                 fs::rename(path, &spare).and_then(|()| {
-                    // Emptied now: a spare holds no mail and no disk space.
-                    OpenOptions::new().write(true).open(&spare)?.set_len(0)?;
+                    // A big spare is emptied now, to bound the space spares take.
+                    let file = OpenOptions::new().write(true).open(&spare)?;
+                    if file.metadata()?.len() > KEEP_CONTENT {
+                        file.set_len(0)?;
+                    }
                     Ok(Some(spare))
                 })
             } else {
@@ -119,6 +129,15 @@ impl FilePool {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Cut `file` (taken from the pool and overwritten from its start) to the `len` bytes
+/// written into it, when a longer content was there before.
+pub(super) fn trim(file: &File, len: u64) -> io::Result<()> {
+    if file.metadata()?.len() > len {
+        file.set_len(len)?;
+    }
+    Ok(())
 }
 
 fn not_found_is_false(result: io::Result<()>) -> io::Result<bool> {
