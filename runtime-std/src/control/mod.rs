@@ -19,19 +19,33 @@ pub use client::ControlClient;
 pub use engine_target::{show_message, DaemonAccess, EngineControl};
 pub use server::{permitted, ControlServer, ControlTarget, MAX_CLIENTS};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The socket OpenSMTPD uses, for a daemon running as root.
 pub const ROOT_SOCKET: &str = "/var/run/smtpd.sock";
 
-/// Where the control socket is by default: [`ROOT_SOCKET`] for root, else `smtpd.sock`
-/// in the state directory of [`default_state_dir`](crate::config_load::default_state_dir).
+/// Where the control socket is by default: [`ROOT_SOCKET`] for root; for another user,
+/// `smtpd.sock` in their state directory of
+/// [`default_state_dir`](crate::config_load::default_state_dir) when their own daemon
+/// made one there, else the system daemon's [`ROOT_SOCKET`] when it exists (so that
+/// `mail(1)` of an ordinary user reaches the system's daemon, as with OpenSMTPD).
 pub fn default_socket_path() -> PathBuf {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    if euid == 0 {
-        PathBuf::from(ROOT_SOCKET)
+    let own = crate::config_load::default_state_dir().join("smtpd.sock");
+    own_or_system(euid, own, Path::new(ROOT_SOCKET), &|p| p.exists())
+}
+
+/// `system` for root; else `own` when it exists or `system` does not, else `system`.
+pub fn own_or_system(
+    euid: u32,
+    own: PathBuf,
+    system: &Path,
+    exists: &dyn Fn(&Path) -> bool,
+) -> PathBuf {
+    if euid == 0 || (!exists(&own) && exists(system)) {
+        system.to_path_buf()
     } else {
-        crate::config_load::default_state_dir().join("smtpd.sock")
+        own
     }
 }

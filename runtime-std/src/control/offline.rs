@@ -10,7 +10,8 @@
 //! `sendmail` finds the queue as it finds the socket: the environment variable
 //! `SMTPD_QUEUE` names it (needed when smtpd.conf says `queue path`), else the default
 //! queue of the user running it (`queue/` in the state directory of
-//! [`default_state_dir`](crate::config_load::default_state_dir)).
+//! [`default_state_dir`](crate::config_load::default_state_dir)) when their own daemon
+//! made an offline directory beside it, else the system daemon's ([`SYSTEM_QUEUE`]).
 //!
 //! The directory is the daemon's: owned by its account, mode 3777 (like OpenSMTPD's
 //! 1777, sticky so that users cannot remove each other's files, plus set-group-id so
@@ -51,12 +52,24 @@ pub fn offline_dir(queue_dir: &Path) -> PathBuf {
         .join(OFFLINE_DIR)
 }
 
-/// The queue directory `sendmail` assumes: `$SMTPD_QUEUE`, else `queue/` in the
-/// default state directory of the user running it.
+/// The system daemon's queue (root's default state directory), whose offline directory
+/// is OpenSMTPD's `/var/spool/smtpd/offline`.
+pub const SYSTEM_QUEUE: &str = "/var/spool/smtpd/queue";
+
+/// The queue directory `sendmail` assumes: `$SMTPD_QUEUE`, else, as for the socket
+/// ([`super::default_socket_path`]), the system queue for root, and for another user
+/// `queue/` in their default state directory when their own daemon made an offline
+/// directory beside it, else the system queue when the system daemon made one.
 pub fn queue_dir_for_client(env: Option<OsString>) -> PathBuf {
-    env.filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::config_load::default_state_dir().join("queue"))
+    if let Some(given) = env.filter(|v| !v.is_empty()) {
+        return PathBuf::from(given);
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let own = crate::config_load::default_state_dir().join("queue");
+    super::own_or_system(euid, own, Path::new(SYSTEM_QUEUE), &|q| {
+        offline_dir(q).is_dir()
+    })
 }
 
 /// Whether a failure to connect to the control socket means that no daemon runs (the
@@ -182,6 +195,20 @@ mod tests {
             queue_dir_for_client(Some("/q".into())),
             Path::new("/q").to_path_buf()
         );
+    }
+
+    #[test]
+    fn a_user_without_a_daemon_of_their_own_uses_the_systems() {
+        let own = || PathBuf::from("/home/u/.local/state/smtpd/queue");
+        let system = Path::new(SYSTEM_QUEUE);
+        let only_system = |p: &Path| p == system;
+        let both = |_: &Path| true;
+        let neither = |_: &Path| false;
+        use super::super::own_or_system;
+        assert_eq!(own_or_system(0, own(), system, &both), system);
+        assert_eq!(own_or_system(1000, own(), system, &both), own());
+        assert_eq!(own_or_system(1000, own(), system, &only_system), system);
+        assert_eq!(own_or_system(1000, own(), system, &neither), own());
     }
 
     #[test]
