@@ -164,6 +164,19 @@ impl OfflineScan {
 
     /// Opens, checks, reads and decodes the file `name` of `dir`.
     fn take(&self, dir: &File, name: &CStr, log: &Log, shown: &str) -> Taken {
+        // A look before opening, so that no device or FIFO is ever opened; the checks on
+        // the open descriptor below are the ones that count.
+        match lstat_at(dir, name) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Taken::Gone,
+            Err(e) => return Taken::Keep(format!("cannot stat: {e}")),
+            Ok(mode) if mode & libc::S_IFMT == libc::S_IFLNK => {
+                return Taken::Aside("a symbolic link (not followed)".to_owned())
+            }
+            Ok(mode) if mode & libc::S_IFMT != libc::S_IFREG => {
+                return Taken::Aside("not a regular file".to_owned())
+            }
+            Ok(_) => {}
+        }
         let flags =
             libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
         // SAFETY: openat with an open directory descriptor and a NUL-terminated name.
@@ -235,6 +248,26 @@ impl OfflineScan {
             dev: meta.dev(),
             ino: meta.ino(),
         }))
+    }
+}
+
+/// The mode bits (type included) of `name` in `dir`, not following a link.
+fn lstat_at(dir: &File, name: &CStr) -> io::Result<libc::mode_t> {
+    // SAFETY: a zeroed stat is a valid buffer for fstatat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatat within an open directory, not following a link, into our buffer.
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(st.st_mode)
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
