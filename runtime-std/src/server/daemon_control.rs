@@ -12,7 +12,8 @@
 //! - `show message`: the queued file;
 //! - `sendmail`: a local submission, spoken as SMTP over a socket pair to the ordinary
 //!   session code ([`conn::serve_local`]), as the local enqueuer (`from local`);
-//! - `show routes|hosts`: the relay agent's router, empty before the first relay.
+//! - `show routes|hosts`: the relay agent's router, empty before the first relay;
+//! - `schedule all`: also scans the offline directory now ([`super::offline::wake`]).
 
 use std::collections::BTreeSet;
 use std::io::{self, Read};
