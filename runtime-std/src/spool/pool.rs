@@ -89,15 +89,15 @@ impl FilePool {
     /// Retire the file at `path`: renamed to a spare name, or deleted when the pool is
     /// full. False when there was no such file.
     pub(super) fn recycle(&self, path: &Path) -> io::Result<bool> {
-        match fs::symlink_metadata(path) {
+        let size = match fs::symlink_metadata(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
             // Linked elsewhere too (a body kept in `corrupt/`): its content must stay.
             Ok(meta) if std::os::unix::fs::MetadataExt::nlink(&meta) > 1 => {
                 return not_found_is_false(fs::remove_file(path));
             }
-            Ok(_) => {}
-        }
+            Ok(meta) => meta.len(),
+        };
         let result = {
             let free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
             if free.len() < MAX_FREE {
@@ -106,9 +106,8 @@ impl FilePool {
                 let spare = self.dir.join(format!("f.{n}"));
                 fs::rename(path, &spare).and_then(|()| {
                     // A big spare is emptied now, to bound the space spares take.
-                    let file = OpenOptions::new().write(true).open(&spare)?;
-                    if file.metadata()?.len() > KEEP_CONTENT {
-                        file.set_len(0)?;
+                    if size > KEEP_CONTENT {
+                        OpenOptions::new().write(true).open(&spare)?.set_len(0)?;
                     }
                     Ok(Some(spare))
                 })
