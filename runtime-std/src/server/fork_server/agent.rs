@@ -114,6 +114,18 @@ pub fn deliver_batch(
     batch: Vec<Item>,
     abandon: &dyn Fn() -> bool,
 ) -> Vec<(u64, Reply)> {
+    deliver_batch_with(known, key, batch, abandon, &maildir::sync_dir)
+}
+
+/// [`deliver_batch`] with `sync_dir` standing for the directory fsync (tests make it
+/// fail).
+pub fn deliver_batch_with(
+    known: &mut KnownMaildirs,
+    key: &AgentKey,
+    batch: Vec<Item>,
+    abandon: &dyn Fn() -> bool,
+    sync_dir: &dyn Fn(&Path) -> std::io::Result<()>,
+) -> Vec<(u64, Reply)> {
     // Every message written first, its write-back started, so that the fsyncs after
     // find the data of the whole batch on its way together.
     let written: Vec<(u64, WriteResult<'_>)> = batch
@@ -135,7 +147,7 @@ pub fn deliver_batch(
     for dir in stored.iter().filter_map(|(_, s)| s.as_ref().ok()) {
         synced
             .entry(dir.as_path())
-            .or_insert_with(|| maildir::sync_dir(dir).map_err(|e| e.to_string()));
+            .or_insert_with(|| sync_dir(dir).map_err(|e| e.to_string()));
     }
     stored
         .iter()

@@ -10,8 +10,10 @@
 //!   ([`agent`]: it became the user once, at its start, and delivers batches of messages
 //!   under one directory fsync), up to [`agents::LIMITS`] agents per user;
 //! - every other request forks a short-lived child (cheap: a small, single-threaded
-//!   parent), which runs [`deliver_local`](super::delivery_worker::deliver_local) as the recipient and writes the outcome back
-//!   as one packet.
+//!   parent), which runs [`deliver_local`] as the recipient (or stays root for the two
+//!   questions below) and writes the outcome back as one packet.
+//!
+//! [`deliver_local`]: super::delivery_worker::deliver_local
 //!
 //! The daemon side ([`ForkServer::deliver`]) matches outcomes to waiting delivery threads
 //! by request id. The server exits when the daemon's end of the socket closes, and its

@@ -124,3 +124,34 @@ fn a_maildir_removed_after_its_check_is_made_again() {
     );
     assert_eq!(count(&maildir.join("new")), 1);
 }
+
+#[test]
+fn a_failed_directory_fsync_fails_only_the_deliveries_into_that_directory() {
+    let d = dir("dirsync");
+    let (bad, good) = (d.0.join("Bad"), d.0.join("Good"));
+    let key = AgentKey::of(&user(1000));
+    let batch = vec![
+        (1, job(user(1000), &bad), Some(message(&d.0, 1))),
+        (2, job(user(1000), &good), Some(message(&d.0, 2))),
+        (3, job(user(1000), &bad), Some(message(&d.0, 3))),
+    ];
+    let synced = std::cell::RefCell::new(Vec::new());
+    let replies = deliver_batch_with(&mut KnownMaildirs::new(), &key, batch, &|| false, &|dir| {
+        synced.borrow_mut().push(dir.to_path_buf());
+        if dir.starts_with(&bad) {
+            Err(std::io::Error::other("disk says no"))
+        } else {
+            maildir::sync_dir(dir)
+        }
+    });
+    assert_eq!(
+        synced.into_inner(),
+        [bad.join("new"), good.join("new")],
+        "each directory once"
+    );
+    assert!(matches!(&replies[0].1, Reply::TempFail(t) if t.contains("disk says no")));
+    assert_eq!(replies[1].1, Reply::Delivered);
+    assert!(matches!(&replies[2].1, Reply::TempFail(t) if t.contains("disk says no")));
+    // The files stay: a retry may deliver them twice, never lose them.
+    assert_eq!(count(&bad.join("new")), 2);
+}
