@@ -130,7 +130,14 @@ pub fn deliver_batch_with(
     // find the data of the whole batch on its way together.
     let written: Vec<(u64, WriteResult<'_>)> = batch
         .iter()
-        .map(|(id, request, file)| (*id, write_one(known, key, request, file.as_ref())))
+        .map(|(id, request, file)| {
+            let written = write_one(known, key, request, file.as_ref());
+            // Alone, the message's own fsync comes next: nothing to overlap.
+            if let (Ok((message, _)), true) = (&written, batch.len() > 1) {
+                message.start_writeback();
+            }
+            (*id, written)
+        })
         .collect();
     let stored: Vec<(u64, Result<PathBuf, Reply>)> = written
         .into_iter()
@@ -173,8 +180,8 @@ pub fn deliver_batch_with(
 /// A message written into `tmp/` with its maildir, or the reply that fails it.
 type WriteResult<'a> = Result<(Written, &'a Path), Reply>;
 
-/// Write one message into its maildir's `tmp/` and start its write-back: the message
-/// and its maildir, or the reply that fails it.
+/// Write one message into its maildir's `tmp/`: the message and its maildir, or the
+/// reply that fails it.
 fn write_one<'a>(
     known: &mut KnownMaildirs,
     key: &AgentKey,
@@ -201,7 +208,6 @@ fn write_one<'a>(
     let fail = |e: &std::io::Error| reply_of(maildir::failure(path, e));
     known.ensure(path).map_err(|e| fail(&e))?;
     let written = maildir::write_tmp(path, *junk, &mut message).map_err(|e| fail(&e))?;
-    written.start_writeback();
     Ok((written, path))
 }
 
