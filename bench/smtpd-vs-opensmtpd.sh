@@ -36,8 +36,8 @@ export SIZES=${SIZES:-"1024 102400"}
 export REPS=${REPS:-3}
 SIDES=${SIDES:-opensmtpd smtpd-std smtpd}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-RESULTS=$(mktemp -d /tmp/smtpd-vs-opensmtpd.XXXXXX)
-trap 'rm -rf "$RESULTS"' EXIT
+# Not under /tmp, which each measurement replaces (see measure below).
+RESULTS=$(mktemp -d /var/tmp/smtpd-vs-opensmtpd.XXXXXX)
 mkdir -p "$HERE/bench/results"
 OUT=${OUT:-$HERE/bench/results/compare-$STAMP.md}
 
@@ -56,32 +56,69 @@ exec "$1" -d -f "\$WORK/ours.conf"
 CMD
 }
 
-for side in $SIDES; do
+# Every measurement gets a fresh work area: the anchor works under /tmp, which is here
+# bind-mounted (in a private mount namespace) from a new top-level directory, kept
+# (KEEP_WORK=1) until every measurement is done. ext4 without a journal will not reuse an
+# inode freed in the last minute or so, and every file creation scans past those: in
+# /tmp, where test suites create and delete thousands of files, or in a block group where
+# the previous measurement just deleted its maildir, each new file costs up to a
+# millisecond, whoever the server is. So nothing is deleted while measuring. Each server
+# gets the same treatment, and the repetitions of the servers alternate.
+FRESH_DIRS=()
+cleanup_fresh() { [ ${#FRESH_DIRS[@]} -eq 0 ] || rm -rf "${FRESH_DIRS[@]}"; rm -rf "$RESULTS"; }
+trap cleanup_fresh EXIT
+measure() { # SIDE MSGS:SESS:CONN SIZE -> one raw row appended to $RESULTS/SIDE.tsv
+    local side=$1 ms=$2 z=$3 fresh out
+    fresh=$(mktemp -d /smtpd-bench.XXXXXX)
+    FRESH_DIRS+=("$fresh")
+    chmod 1777 "$fresh"
+    out="$RESULTS/run.$side"
+    rm -rf "$out"; mkdir -p "$out"
+    local cmd=()
     case $side in
-        opensmtpd)
-            echo "== OpenSMTPD 6.8 (no fsync before 250)"
-            RESULTS_DIR="$RESULTS" TAG=opensmtpd "$ANCHOR" bench ;;
-        smtpd-std)
-            echo "== smtpd-std (fsync before 250, group commit)"
-            SERVER_CMD=$(server_cmd "$SMTPD_STD") RESULTS_DIR="$RESULTS" TAG=smtpd-std "$ANCHOR" bench ;;
-        smtpd)
-            echo "== smtpd, smol (fsync before 250, group commit)"
-            SERVER_CMD=$(server_cmd "$SMTPD") RESULTS_DIR="$RESULTS" TAG=smtpd "$ANCHOR" bench ;;
-        *) echo "unknown side $side" >&2; exit 2 ;;
+        opensmtpd) ;;
+        smtpd-std) cmd=(env "SERVER_CMD=$(server_cmd "$SMTPD_STD")") ;;
+        smtpd) cmd=(env "SERVER_CMD=$(server_cmd "$SMTPD")") ;;
+        *) echo "unknown side $side" >&2; rm -rf "$fresh"; exit 2 ;;
     esac
-    echo
+    KEEP_WORK=1 MATRIX=$ms SIZES=$z REPS=1 RESULTS_DIR="$out" TAG=$side \
+        unshare --mount --propagation private \
+        "${cmd[@]:-env}" sh -c 'mount --bind "$0" /tmp && exec "$1" bench' "$fresh" "$ANCHOR" \
+        2>&1 | grep -E '^\[anchor .*(local m=|ERROR)' || true
+    local raw; raw=$(ls "$out"/"$side"-bench-*.tsv 2>/dev/null | head -n1)
+    if [ -n "$raw" ]; then
+        [ -s "$RESULTS/$side.tsv" ] || head -n1 "$raw" > "$RESULTS/$side.tsv"
+        tail -n +2 "$raw" >> "$RESULTS/$side.tsv"
+    fi
+}
+
+for ms in $MATRIX; do
+    for z in $SIZES; do
+        for rep in $(seq "$REPS"); do
+            for side in $SIDES; do
+                echo "== $side $ms size=$z rep=$rep"
+                measure "$side" "$ms" "$z"
+            done
+        done
+    done
 done
 
-# One table: for every workload, each server's end-to-end figure and its ratio to
-# OpenSMTPD's (accepted msg/s in parentheses).
-summary() { ls "$RESULTS/$1"-bench-*.md 2>/dev/null | head -n1; }
-figure() { # figure SIDE MSGS SESS CONN SIZE -> "e2e accept"
-    local file; file=$(summary "$1")
-    [ -n "$file" ] || { echo "- -"; return; }
-    awk -F'|' -v m="$2" -v s="$3" -v c="$4" -v z="$5" '
-        { for (i = 1; i <= NF; i++) gsub(/^ +| +$/, "", $i) }
-        $3 == m && $4 == s && $5 == c && $6 == z { print $8, $7; found = 1 }
-        END { if (!found) print "- -" }' "$file"
+# The median end-to-end and accepted msg/s of SIDE for one workload: "e2e accept".
+figure() { # figure SIDE MSGS SESS CONN SIZE
+    local raw="$RESULTS/$1.tsv"
+    [ -s "$raw" ] || { echo "- -"; return; }
+    awk -F'\t' -v m="$2" -v s="$3" -v c="$4" -v z="$5" '
+        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        $col["target"] == "local" && $col["msgs"] == m && $col["sessions"] == s &&
+        $col["conn"] == c && $col["size"] == z {
+            e[++n] = $col["e2e_mps"]; a[n] = $col["send_mps"]
+        }
+        function median(v, k,   i, j, t) {
+            for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++)
+                if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
+            return k % 2 ? v[(k + 1) / 2] : sprintf("%.1f", (v[k / 2] + v[k / 2 + 1]) / 2)
+        }
+        END { if (!n) print "- -"; else print median(e, n), median(a, n) }' "$raw"
 }
 {
     echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores, medians of $REPS, local delivery"
