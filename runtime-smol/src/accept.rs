@@ -118,16 +118,7 @@ pub async fn accept_loop(
             refuse(stream.into_inner().ok(), &config.hostname);
             continue;
         }
-        let mailbox = match Mailbox::new() {
-            Ok(m) => Arc::new(m),
-            Err(e) => {
-                ctx.conn
-                    .log
-                    .warn(&format!("smtp-in: cannot serve {peer}: {e}"));
-                refuse(stream.into_inner().ok(), &config.hostname);
-                continue;
-            }
-        };
+        let mailbox = Arc::new(Mailbox::for_task());
         let id = ctx.connections.insert(Arc::clone(&mailbox));
         let connections = Arc::clone(&ctx.connections);
         let conn = ctx.conn.clone();

@@ -3,8 +3,8 @@
 //!
 //! The loop: perform the session's actions (replies gathered into one write per batch,
 //! questions to the engine, body chunks to the incoming spool file), then the notes the
-//! engine left in the session's [`Mailbox`], then wait for the first of: the mailbox's
-//! eventfd, the socket (only while the session has room for input, which is the
+//! engine left in the session's [`Mailbox`], then wait for the first of: a note in the
+//! mailbox (it wakes the task's waker), the socket (only while the session has room for input, which is the
 //! backpressure), the session's deadline. An idle connection holds no read buffer: bytes
 //! are read into a buffer of the executor thread and handed to the session at once.
 //! What may block runs on smol's blocking pool: recipients (the engine may look accounts
@@ -37,7 +37,6 @@ use runtime_std::tls::TlsInfo;
 use smol::{unblock, Async, Timer};
 use smtp_proto::server::{Action, Answer, Input, Question, ReqId, ServerConfig, ServerSession};
 
-use crate::fd::MailboxFd;
 use crate::link::{Inbound, Link, READ_CHUNK};
 
 /// The reply buffer kept between batches; a bigger one is given back after a write.
@@ -104,9 +103,6 @@ pub async fn serve(
         return;
     };
     let _ = stream.get_ref().set_nodelay(true);
-    let Ok(wake) = Async::new(MailboxFd(Arc::clone(&mailbox))) else {
-        return;
-    };
     let mut link = Link::new(stream);
     let mut implicit = None;
     if let Some(setup) = tls.as_ref().filter(|t| t.implicit) {
@@ -134,7 +130,6 @@ pub async fn serve(
         ctx,
         id,
         mailbox,
-        wake,
         receiving: Receiving::None,
         counter: ReceivedCounter::default(),
         out: Vec::new(),
@@ -164,7 +159,6 @@ struct Conn {
     ctx: ConnContext,
     id: u64,
     mailbox: Arc<Mailbox>,
-    wake: Async<MailboxFd>,
     receiving: Receiving,
     counter: ReceivedCounter,
     out: Vec<u8>,
@@ -515,8 +509,8 @@ impl Conn {
         ) {
             return;
         }
-        // While the task runs it looks at its mailbox anyway: the engine writes the
-        // eventfd only while the task waits (notes pushed meanwhile are taken now).
+        // While the task runs it looks at its mailbox anyway: the engine wakes the task
+        // only while it waits (notes pushed meanwhile are taken now).
         if self.mailbox.arm() {
             self.mailbox.disarm();
             return;
@@ -525,8 +519,9 @@ impl Conn {
             (Some(a), Some((b, _, _))) => Some(a.min(*b)),
             (a, b) => a.or(b.map(|(due, _, _)| *due)),
         };
+        let notes = &self.mailbox;
         let mailbox = async {
-            let _ = self.wake.readable().await;
+            future::poll_fn(|cx| notes.poll_ready(cx)).await;
             Wake::Mailbox
         };
         let link = &self.link;

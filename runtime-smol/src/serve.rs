@@ -52,8 +52,9 @@ pub fn run(config: Config, opts: &ServeOptions, threads: Option<usize>, run_as: 
 const RESERVED_DESCRIPTORS: u64 = 256;
 
 /// Raise the soft limit of open descriptors to the hard one and return how many
-/// connections it leaves room for: each holds two (its socket and its mailbox's eventfd),
-/// so a client beyond gets `421` rather than waiting unaccepted in the backlog.
+/// connections it leaves room for (each holds its socket, and room is kept for the spool
+/// and delivery files they open), so a client beyond gets `421` rather than waiting
+/// unaccepted in the backlog.
 pub fn raise_descriptor_limit() -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -1,5 +1,7 @@
-//! A session's mailbox: what the engine (driven from any thread) has for one connection
-//! thread, and an eventfd that wakes that thread out of `poll(2)` when something arrives.
+//! A session's mailbox: what the engine (driven from any thread) has for one connection,
+//! and how the connection is woken when something arrives: an eventfd that wakes its
+//! thread out of `poll(2)`, or, for an async task ([`Mailbox::for_task`]), the task's
+//! waker (no descriptor to create, register and re-arm for every wait).
 //!
 //! Engine actions addressed to a session are pushed here in the order the engine emitted
 //! them; the connection thread drains them before it reads from its socket again.
@@ -8,7 +10,8 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::unix::io::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::thread::ThreadId;
 
 use smtp_proto::server::{Answer, ReqId};
@@ -52,7 +55,10 @@ pub enum Note {
 #[derive(Debug)]
 pub struct Mailbox {
     notes: Mutex<VecDeque<Note>>,
+    /// The eventfd a thread polls; -1 for a task's mailbox, woken through `waker`.
     event_fd: RawFd,
+    /// The waker of the task reading a [`Mailbox::for_task`] mailbox, while it waits.
+    waker: Mutex<Option<Waker>>,
     /// Whether a push must write the descriptor (the reader is, or may be, waiting).
     armed: AtomicBool,
     /// The descriptor was written since the last reset.
@@ -77,10 +83,43 @@ impl Mailbox {
         Ok(Mailbox {
             notes: Mutex::new(VecDeque::new()),
             event_fd: fd,
+            waker: Mutex::new(None),
             armed: AtomicBool::new(true),
             signalled: AtomicBool::new(false),
             reader: OnceLock::new(),
         })
+    }
+
+    /// A mailbox read by an async task, which waits with [`Mailbox::poll_ready`]: a push
+    /// wakes the task's waker instead of writing a descriptor.
+    pub fn for_task() -> Mailbox {
+        Mailbox {
+            notes: Mutex::new(VecDeque::new()),
+            event_fd: -1,
+            waker: Mutex::new(None),
+            armed: AtomicBool::new(true),
+            signalled: AtomicBool::new(false),
+            reader: OnceLock::new(),
+        }
+    }
+
+    /// Ready once a note waits; else the task's waker is kept, to be woken by the next
+    /// push (a [`Mailbox::for_task`] mailbox).
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        {
+            let mut waker = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
+            match waker.as_ref() {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *waker = Some(cx.waker().clone()),
+            }
+        }
+        // Looked at after the waker is kept: a push from now on wakes it.
+        let waiting = self.notes.lock().map(|n| !n.is_empty()).unwrap_or(false);
+        if waiting {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     /// Leave a note and wake the connection thread (unless it disarmed the wake-up).
@@ -91,6 +130,17 @@ impl Mailbox {
         if !self.armed.load(Ordering::SeqCst)
             || self.reader.get() == Some(&std::thread::current().id())
         {
+            return;
+        }
+        if self.event_fd < 0 {
+            let waker = self
+                .waker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
             return;
         }
         let one: u64 = 1;
@@ -142,6 +192,9 @@ impl Mailbox {
     /// Reset the descriptor after it woke the reader.
     pub fn reset(&self) {
         self.signalled.store(false, Ordering::SeqCst);
+        if self.event_fd < 0 {
+            return;
+        }
         let mut counter: u64 = 0;
         // SAFETY: reading 8 bytes into a u64 we own from our own eventfd (non-blocking).
         unsafe {
@@ -149,7 +202,8 @@ impl Mailbox {
         }
     }
 
-    /// The descriptor that becomes readable when a note is pushed.
+    /// The descriptor that becomes readable when a note is pushed (-1 for a
+    /// [`Mailbox::for_task`] mailbox).
     pub fn fd(&self) -> RawFd {
         self.event_fd
     }
@@ -157,9 +211,11 @@ impl Mailbox {
 
 impl Drop for Mailbox {
     fn drop(&mut self) {
-        // SAFETY: the descriptor is ours and closed once.
-        unsafe {
-            libc::close(self.event_fd);
+        if self.event_fd >= 0 {
+            // SAFETY: the descriptor is ours and closed once.
+            unsafe {
+                libc::close(self.event_fd);
+            }
         }
     }
 }
@@ -167,6 +223,39 @@ impl Drop for Mailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_task_mailbox_wakes_the_waiting_task() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Arc;
+        use std::task::Wake;
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let mailbox = Mailbox::for_task();
+        assert_eq!(mailbox.fd(), -1);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut cx = Context::from_waker(&waker);
+        assert!(mailbox.poll_ready(&mut cx).is_pending());
+        std::thread::scope(|s| {
+            s.spawn(|| mailbox.push(Note::Shutdown));
+        });
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken once");
+        assert!(mailbox.poll_ready(&mut cx).is_ready());
+        mailbox.disarm();
+        assert_eq!(mailbox.take_quietly().len(), 1);
+        // Disarmed while the task runs: a push costs no wake-up.
+        mailbox.push(Note::Shutdown);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(
+            mailbox.arm(),
+            "the note pushed meanwhile is seen before waiting"
+        );
+    }
 
     fn readable(fd: RawFd) -> bool {
         let mut p = libc::pollfd {
