@@ -147,12 +147,7 @@ impl Server<'_> {
                 }
             },
         };
-        let Some(&socket) = self
-            .agents
-            .handles()
-            .find(|(a, _)| *a == agent)
-            .map(|(_, s)| s)
-        else {
+        let Some(socket) = self.socket_of(agent) else {
             return self.one_shot(id, request);
         };
         match wire::send_file(socket, packet, message.as_raw_fd(), false) {
@@ -167,14 +162,17 @@ impl Server<'_> {
         }
     }
 
-    /// Pass on the replies waiting on an agent's socket; at its end, fail what it owed.
-    fn read_agent(&mut self, agent: AgentId) {
-        let Some(&socket) = self
-            .agents
+    /// The socket of a live agent.
+    fn socket_of(&self, agent: AgentId) -> Option<RawFd> {
+        self.agents
             .handles()
             .find(|(a, _)| *a == agent)
-            .map(|(_, s)| s)
-        else {
+            .map(|(_, s)| *s)
+    }
+
+    /// Pass on the replies waiting on an agent's socket; at its end, fail what it owed.
+    fn read_agent(&mut self, agent: AgentId) {
+        let Some(socket) = self.socket_of(agent) else {
             return;
         };
         loop {

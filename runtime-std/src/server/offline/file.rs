@@ -166,13 +166,13 @@ impl OfflineScan {
     fn take(&self, dir: &File, name: &CStr, log: &Log, shown: &str) -> Taken {
         // A look before opening, so that no device or FIFO is ever opened; the checks on
         // the open descriptor below are the ones that count.
-        match lstat_at(dir, name) {
+        match lstat_at(dir, name).map(|st| st.st_mode & libc::S_IFMT) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Taken::Gone,
             Err(e) => return Taken::Keep(format!("cannot stat: {e}")),
-            Ok(mode) if mode & libc::S_IFMT == libc::S_IFLNK => {
+            Ok(kind) if kind == libc::S_IFLNK => {
                 return Taken::Aside("a symbolic link (not followed)".to_owned())
             }
-            Ok(mode) if mode & libc::S_IFMT != libc::S_IFREG => {
+            Ok(kind) if kind != libc::S_IFREG => {
                 return Taken::Aside("not a regular file".to_owned())
             }
             Ok(_) => {}
@@ -251,8 +251,8 @@ impl OfflineScan {
     }
 }
 
-/// The mode bits (type included) of `name` in `dir`, not following a link.
-fn lstat_at(dir: &File, name: &CStr) -> io::Result<libc::mode_t> {
+/// The status of `name` in `dir`, not following a link.
+fn lstat_at(dir: &File, name: &CStr) -> io::Result<libc::stat> {
     // SAFETY: a zeroed stat is a valid buffer for fstatat to fill.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fstatat within an open directory, not following a link, into our buffer.
@@ -265,7 +265,7 @@ fn lstat_at(dir: &File, name: &CStr) -> io::Result<libc::mode_t> {
         )
     };
     if rc == 0 {
-        Ok(st.st_mode)
+        Ok(st)
     } else {
         Err(io::Error::last_os_error())
     }
@@ -297,18 +297,8 @@ fn set_aside(dir: &File, name: &OsStr, prefix: &str, reason: &str, log: &Log) {
 /// Removes the file `name` once queued, if it is still the file that was read (its
 /// owner may have put another in its place since).
 fn remove(dir: &File, name: &CStr, ready: &Ready, log: &Log, shown: &str) {
-    // SAFETY: a zeroed stat is a valid buffer for fstatat to fill.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstatat within an open directory, not following a link, into our buffer.
-    let rc = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc != 0 || st.st_dev != ready.dev || st.st_ino != ready.ino {
+    let same = lstat_at(dir, name).is_ok_and(|st| st.st_dev == ready.dev && st.st_ino == ready.ino);
+    if !same {
         log.warn(&format!(
             "offline: {shown} was replaced while it was enqueued; the new file stays"
         ));
