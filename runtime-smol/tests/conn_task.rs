@@ -128,7 +128,7 @@ fn start_with(name: &str, config: ServerConfig, script: Script) -> Fixture {
         smol::block_on(async {
             let listener = Async::new(listener).expect("async listener");
             let (stream, _) = listener.accept().await.expect("accept");
-            let mailbox = Arc::new(Mailbox::new().expect("eventfd"));
+            let mailbox = Arc::new(Mailbox::for_task());
             serve(stream, 0, config, None, ctx, mailbox).await;
         });
     });

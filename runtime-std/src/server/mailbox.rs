@@ -104,7 +104,7 @@ impl Mailbox {
     }
 
     /// Ready once a note waits; else the task's waker is kept, to be woken by the next
-    /// push (a [`Mailbox::for_task`] mailbox).
+    /// push (any mailbox; one made with [`Mailbox::for_task`] has no descriptor besides).
     pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
         {
             let mut waker = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
@@ -132,15 +132,15 @@ impl Mailbox {
         {
             return;
         }
+        let waker = self
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         if self.event_fd < 0 {
-            let waker = self
-                .waker
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(waker) = waker {
-                waker.wake();
-            }
             return;
         }
         let one: u64 = 1;
