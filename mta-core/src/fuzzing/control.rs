@@ -1,9 +1,12 @@
 //! Harness for the control protocol: arbitrary bytes, whole or split at arbitrary
 //! points, never panic the decoders, never make them hold more than one bounded frame,
-//! and whatever decodes survives an encode/decode round trip.
+//! and whatever decodes survives an encode/decode round trip. The same bytes go through
+//! the decoder of `sendmail`'s offline files, which the daemon reads from a directory
+//! every user may write to.
 
 use crate::control::{
-    decode, encode, FrameDecoder, Request, Response, Wire, HEADER_LEN, MAX_SUBMISSION,
+    decode, decode_offline, encode, encode_offline, FrameDecoder, Request, Response, Wire,
+    HEADER_LEN, MAX_SUBMISSION,
 };
 
 /// Runs both decoders over `data` (its first byte chooses the chunk size of the stream).
@@ -16,6 +19,15 @@ pub fn frames(data: &[u8]) {
     };
     stream::<Request>(rest, chunk);
     stream::<Response>(rest, chunk);
+    offline_file(data);
+}
+
+/// An offline file that decodes encodes back to a file that decodes to the same message.
+pub fn offline_file(data: &[u8]) {
+    if let Ok(message) = decode_offline(data) {
+        let again = encode_offline(&message).expect("a decoded message encodes");
+        assert_eq!(decode_offline(&again).as_ref(), Ok(&message), "round trip");
+    }
 }
 
 fn whole<M: Wire + PartialEq + std::fmt::Debug>(data: &[u8]) {
