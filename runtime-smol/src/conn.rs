@@ -7,13 +7,13 @@
 //! mailbox (it wakes the task's waker), the socket (only while the session has room for input, which is the
 //! backpressure), the session's deadline. An idle connection holds no read buffer: bytes
 //! are read into a buffer of the executor thread and handed to the session at once.
-//! What may block runs on smol's blocking pool: recipients (the engine may look accounts
-//! and `.forward` files up), creating the spool file (at the commit, or once a message
+//! What may block runs on smol's blocking pool: creating the spool file (at the commit, or once a message
 //! outgrows [`BUFFER_BEFORE_OPEN`]), body writes that do not fit in its buffer, and the
 //! fsyncs of a commit, after which the group committer renames and completes through a
-//! channel that wakes the task. The other questions, the commit
-//! report, opening and closing a session, TLS news and an aborted body only take the
-//! engine's lock briefly (their effects go to other threads) and are called here.
+//! channel that wakes the task. The questions (a recipient's lookups are answered at
+//! once only when known from the last seconds, else on the engine host's lookup threads),
+//! the commit report, opening and closing a session, TLS news and an aborted body only
+//! take the engine's lock briefly (their effects go to other threads) and are called here.
 //!
 //! TLS (RFC 3207) goes through [`Link`]: on STARTTLS the `220` is written, then the
 //! handshake runs on the bare socket (plaintext pipelined behind STARTTLS was already
@@ -253,16 +253,7 @@ impl Conn {
             self.auth_asked = Some((req, Instant::now()));
         }
         let received = self.counter.count();
-        let backend = Arc::clone(&self.ctx.backend);
-        let id = self.id;
-        if matches!(question, Question::RcptTo { .. }) {
-            // A recipient may need account lookups and `.forward` reads: off the executor.
-            unblock(move || backend.question(id, req, question, received)).await;
-        } else {
-            // The other questions only take the engine's lock briefly (their effects are
-            // queued to other threads), so a thread hop would cost more than the call.
-            backend.question(id, req, question, received);
-        }
+        self.ctx.backend.question(self.id, req, question, received);
     }
 
     async fn body(&mut self, chunk: bytes::Bytes) {

@@ -4,18 +4,20 @@
 //! its actions are drained: whatever is addressed to a session is pushed to that
 //! session's [`Mailbox`] at once (so a session sees the engine's order), log lines and
 //! the other effects are collected. After the lock is released the effects run: lookups
-//! at once on the feeding thread (their answers are fed back in the same call),
+//! whose answer is known from the last seconds at once on the feeding thread (their
+//! answers are fed back in the same call), the others on lookup threads,
 //! deliveries on the [`DeliveryPool`], envelope updates, removals and bounces on spool
 //! threads, one per message shard, in the engine's order within a message (a removal must
 //! never overtake the update or the report before it).
 
 mod control_access;
+mod lookups;
+
+pub use lookups::{known_answer, lookup};
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::net::SocketAddr;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
@@ -23,7 +25,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mta_core::bounce::{self, BounceContext, Report};
 use mta_core::engine::{Action, Engine, Input, LocalMethodSpec, PeerAddr, SessionId, SessionInfo};
-use mta_core::expand::{self, FileLookup, UserLookup};
 use mta_core::faults::Fault;
 use mta_core::queue::{self, DeliveryKind, Envelope, EnvelopeId, Failure, MessageId};
 use mta_core::scheduler::Outcome;
@@ -36,16 +37,14 @@ use super::delivery_worker::{deliver_local, DeliveryPool, LocalJob};
 use super::fork_server::ForkServer;
 use super::log::Log;
 use super::mailbox::{Mailbox, Note};
-use crate::delivery::user::lookup_user;
-use crate::delivery::{self, DeliveryOutcome};
+use crate::delivery::DeliveryOutcome;
 use crate::relay::{RelayAgent, RelayJob, ReportFn};
 use crate::spool::{GroupCommitter, Spool};
 
 /// Spool threads; the effects of one message always go to the same thread, in order.
 const SPOOL_THREADS: usize = 8;
-
-/// Largest `.forward` or `:include:` file read.
-const MAX_FILE: u64 = 1024 * 1024;
+/// Threads for the lookups whose answer is not known yet.
+const LOOKUP_THREADS: usize = 4;
 
 /// The wall clock as the engine counts it.
 pub fn unix_now() -> UnixTime {
@@ -96,6 +95,8 @@ pub struct EngineHost {
     spool: Spool,
     committer: GroupCommitter,
     pool: DeliveryPool,
+    /// Where lookups whose answer is not known run ([`lookups`]).
+    lookups: DeliveryPool,
     /// Where deliveries run when the daemon is root (see [`ForkServer`]).
     forker: Option<Arc<ForkServer>>,
     spool_work: Vec<Mutex<Sender<SpoolWork>>>,
@@ -123,6 +124,7 @@ impl EngineHost {
         log: Log,
         hostname: String,
     ) -> std::io::Result<Arc<EngineHost>> {
+        let lookups = DeliveryPool::start(LOOKUP_THREADS)?;
         let mut senders = Vec::new();
         let mut receivers = Vec::new();
         for _ in 0..SPOOL_THREADS {
@@ -140,6 +142,7 @@ impl EngineHost {
             spool,
             committer,
             pool,
+            lookups,
             forker,
             spool_work: senders,
             log,
@@ -202,10 +205,22 @@ impl EngineHost {
     /// Carry out one effect; returns the input it produced at once, if any.
     fn perform(&self, action: Action) -> Option<Input> {
         match action {
-            Action::Lookup { id, question, .. } => Some(Input::LookupAnswer {
-                id,
-                answer: super::trace::lookup(&self.log, &question, lookup(&question)),
-            }),
+            Action::Lookup { id, question, .. } => {
+                if let Some(answer) = known_answer(&question) {
+                    let answer = super::trace::lookup(&self.log, &question, answer);
+                    return Some(Input::LookupAnswer { id, answer });
+                }
+                // Not known: looked up on a lookup thread, so that the caller (a session
+                // asking about a recipient) never waits on the system here.
+                let myself = self.myself.clone();
+                self.lookups.spawn(move || {
+                    if let Some(host) = myself.upgrade() {
+                        let answer = super::trace::lookup(&host.log, &question, lookup(&question));
+                        host.feed(Input::LookupAnswer { id, answer });
+                    }
+                });
+                None
+            }
             Action::CheckPassword {
                 id,
                 user,
@@ -671,93 +686,6 @@ fn perm_fail(text: &str) -> Outcome {
         text: text.to_owned(),
         remote_mta: None,
     })
-}
-
-/// Answer one of the expander's questions with a blocking lookup (the seam where monkey
-/// mode can make lookups fail temporarily).
-pub fn lookup(question: &expand::Question) -> expand::Answer {
-    let kind = match question {
-        expand::Question::User { .. } => Fault::UserLookup,
-        _ => Fault::FileLookup,
-    };
-    if crate::monkey::strike(kind).is_some() {
-        return match question {
-            expand::Question::User { .. } => expand::Answer::User(UserLookup::TempFail),
-            _ => expand::Answer::File(FileLookup::TempFail),
-        };
-    }
-    match question {
-        expand::Question::User { name } => expand::Answer::User(match cached_user(name) {
-            delivery::user::UserLookup::Found(account) => UserLookup::Found {
-                uid: account.uid,
-                gid: account.gid,
-                directory: account.home.to_string_lossy().into_owned(),
-            },
-            delivery::user::UserLookup::NotFound => UserLookup::NotFound,
-            delivery::user::UserLookup::TempFail(_) => UserLookup::TempFail,
-        }),
-        // Through the root fork server when the home is closed to the daemon's account.
-        expand::Question::Forward { user } => {
-            expand::Answer::File(super::fork_server::forward_file(user))
-        }
-        expand::Question::Include { path } => {
-            expand::Answer::File(read_file(Path::new(path), None))
-        }
-    }
-}
-
-/// How long an account looked up stays in [`cached_user`]'s memory.
-const USER_CACHE_TTL: Duration = Duration::from_secs(5);
-/// Most accounts kept in [`cached_user`]'s memory (it is emptied when full).
-const USER_CACHE_MAX: usize = 1024;
-
-/// [`lookup_user`] with a few seconds of memory: every recipient of a burst asks for the
-/// same few accounts, and each uncached lookup reads the passwd database again. Temporary
-/// failures are not kept.
-fn cached_user(name: &str) -> delivery::user::UserLookup {
-    type Cache = Mutex<HashMap<String, (std::time::Instant, delivery::user::UserLookup)>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let now = std::time::Instant::now();
-    if let Ok(cache) = cache.lock() {
-        if let Some((at, found)) = cache.get(name) {
-            if now.saturating_duration_since(*at) < USER_CACHE_TTL {
-                return found.clone();
-            }
-        }
-    }
-    let found = lookup_user(name);
-    if !matches!(found, delivery::user::UserLookup::TempFail(_)) {
-        if let Ok(mut cache) = cache.lock() {
-            if cache.len() >= USER_CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(name.to_owned(), (now, found.clone()));
-        }
-    }
-    found
-}
-
-/// Read a small text file; with `owner`, a file not owned by that user or writable by
-/// group or others is ignored (forward(5)).
-fn read_file(path: &Path, owner: Option<u32>) -> FileLookup {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileLookup::Absent,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return FileLookup::Absent,
-        Err(_) => return FileLookup::TempFail,
-    };
-    if let Some(uid) = owner {
-        if meta.uid() != uid || meta.mode() & 0o022 != 0 || !meta.is_file() {
-            return FileLookup::Absent;
-        }
-    }
-    let mut text = String::new();
-    match std::fs::File::open(path).and_then(|f| f.take(MAX_FILE).read_to_string(&mut text)) {
-        Ok(_) => FileLookup::Content(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileLookup::Absent,
-        Err(_) => FileLookup::TempFail,
-    }
 }
 
 fn spool_thread(host: &Weak<EngineHost>, work: &Receiver<SpoolWork>) {
