@@ -17,13 +17,33 @@ use std::time::Duration;
 /// A handshake that takes longer than this has hung.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A fresh directory for one test's files.
+/// Every directory [`temp_dir`] made in this process, removed when it exits.
+static MADE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn remove_made() {
+    if let Ok(made) = MADE.lock() {
+        for dir in made.iter() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A fresh directory for one test's files, removed when the test binary exits (the
+/// tests keep their paths in servers and threads, so no guard value could own it).
 pub fn temp_dir(tag: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a plain function without arguments, run by exit(3).
+    AT_EXIT.call_once(|| unsafe {
+        libc::atexit(remove_made);
+    });
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("tls-test-{}-{tag}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    if let Ok(mut made) = MADE.lock() {
+        made.push(dir.clone());
+    }
     dir
 }
 
