@@ -2,10 +2,11 @@
 //! leave over one session with their DSN parameters, the body as spooled (LF made CRLF,
 //! dot-stuffed), a 550 fails its recipient only, a refused connection fails temporarily.
 
+mod tls_support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,17 +22,8 @@ use runtime_std::relay::{RelayAgent, RelayJob, ReportFn};
 use runtime_std::server::log::Log;
 use runtime_std::spool::Spool;
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
 fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "relay-agent-{tag}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    tls_support::scratch_dir("relay-agent", tag)
 }
 
 fn config(port: u16) -> Config {

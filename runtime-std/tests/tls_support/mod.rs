@@ -28,9 +28,15 @@ extern "C" fn remove_made() {
     }
 }
 
-/// A fresh directory for one test's files, removed when the test binary exits (the
-/// tests keep their paths in servers and threads, so no guard value could own it).
+/// A fresh directory for one TLS test's files (see [`scratch_dir`]).
 pub fn temp_dir(tag: &str) -> PathBuf {
+    scratch_dir("tls-test", tag)
+}
+
+/// A fresh directory `PREFIX-PID-TAG-N` under the system's temporary directory, removed
+/// when the test binary exits (the tests keep its path in servers and threads, so no
+/// guard value could own it).
+pub fn scratch_dir(prefix: &str, tag: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     static AT_EXIT: std::sync::Once = std::sync::Once::new();
     // SAFETY: registers a plain function without arguments, run by exit(3).
@@ -38,7 +44,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
         libc::atexit(remove_made);
     });
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("tls-test-{}-{tag}-{n}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{tag}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     if let Ok(mut made) = MADE.lock() {
