@@ -13,9 +13,10 @@ use crate::table::{TableEntries, TableSource};
 
 /// Quotes a value for the modern grammar, so that the lexer reads it back unchanged:
 /// `"` is escaped, and so is a backslash before a blank (a backslash escapes only the
-/// quote and blanks). A value ending in a backslash cannot be quoted; it is written bare
-/// when it is a plain word (the only way the lexer can have produced it), followed by a
-/// blank so that the backslash does not join the next line.
+/// quote, blanks and the newline). A value ending in a backslash is written bare when it
+/// is a plain word, followed by a blank so that the backslash does not join the next
+/// line; quoted, its last backslash is followed by an escaped newline (a continuation
+/// the lexer drops) so that it does not escape the closing quote.
 pub(crate) fn quote(s: &str) -> String {
     let bare_ok = super::lexer::is_word(s) && !super::parser::KEYWORDS.contains(&s);
     if s.ends_with('\\') && bare_ok {
@@ -29,6 +30,7 @@ pub(crate) fn quote(s: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' if matches!(chars.peek(), Some(' ' | '\t')) => out.push_str("\\\\"),
+            '\\' if chars.peek().is_none() => out.push_str("\\\\\n"),
             c => out.push(c),
         }
     }

@@ -201,3 +201,17 @@ fn macro_expansion_is_bounded() {
         "{e}"
     );
 }
+
+#[test]
+fn a_value_ending_in_a_backslash_prints_back_to_itself() {
+    // A quoted value can end in a backslash through a line continuation; the printer
+    // must not let that backslash escape its closing quote (found by the config fuzzer).
+    let text = "table t { \"a b\\\\\n\" => \"x\\\\\n\", \"c\" => \"d\\\\ e\" }\n\
+                action \"a\" maildir virtual <t>\nmatch from any for any action \"a\"\n";
+    let parsed = ok(text);
+    let printed = parsed.to_modern_string();
+    let again = parse(&printed, "printed.conf", &[], &mut no_files)
+        .unwrap_or_else(|e| panic!("printed form does not parse:\n{printed}\n{e}"));
+    assert_eq!(parsed, again, "printed as:\n{printed}");
+    assert!(printed.contains("a b\\\\\n\""), "{printed}");
+}
