@@ -1,7 +1,7 @@
 //! What the runtime feeds into the [`Engine`](super::Engine): session questions, answers
 //! to the engine's own questions (lookups, commits, deliveries) and control commands.
 
-use std::net::SocketAddr;
+use std::net::SocketAddr; // allow-impure: address values, no socket
 
 use smtp_proto::server::{Question, ReqId};
 

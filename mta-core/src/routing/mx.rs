@@ -8,7 +8,7 @@
 //! 127.0.0.x sinks); an explicit relay host (`relay host`) may be anything.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::IpAddr;
+use std::net::IpAddr; // allow-impure: address values, no socket
 
 use smtp_proto::reply::EnhancedStatus;
 use thiserror::Error;

@@ -3,7 +3,7 @@
 //! certificate, credentials label) and the MAIL FROM it leaves with.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
+use std::net::IpAddr; // allow-impure: address values, no socket
 
 use super::{Destination, RouteKey, TlsPolicy};
 use crate::config::{Config, RelayOptions, RelayScheme, RelayUrl, TableRef};

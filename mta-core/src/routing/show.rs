@@ -6,7 +6,7 @@
 //! waiting envelopes, and each host's broken state with its end.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::SocketAddr; // allow-impure: address values, no socket
 use std::time::Duration;
 
 use super::router::{query_of, ConnState, Resolution, Route};

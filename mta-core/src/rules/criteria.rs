@@ -1,6 +1,6 @@
 //! Criteria of match rules, compiled once and evaluated per recipient.
 
-use std::net::IpAddr;
+use std::net::IpAddr; // allow-impure: address values, no socket
 
 use super::{EnvelopeFacts, LocalFacts, SessionFacts, Source};
 use crate::config::{
