@@ -80,22 +80,20 @@ impl Mailbox {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Mailbox {
-            notes: Mutex::new(VecDeque::new()),
-            event_fd: fd,
-            waker: Mutex::new(None),
-            armed: AtomicBool::new(true),
-            signalled: AtomicBool::new(false),
-            reader: OnceLock::new(),
-        })
+        Ok(Mailbox::with_fd(fd))
     }
 
     /// A mailbox read by an async task, which waits with [`Mailbox::poll_ready`]: a push
     /// wakes the task's waker instead of writing a descriptor.
     pub fn for_task() -> Mailbox {
+        Mailbox::with_fd(-1)
+    }
+
+    /// An empty mailbox woken through `event_fd` (-1: through the waker only).
+    fn with_fd(event_fd: RawFd) -> Mailbox {
         Mailbox {
             notes: Mutex::new(VecDeque::new()),
-            event_fd: -1,
+            event_fd,
             waker: Mutex::new(None),
             armed: AtomicBool::new(true),
             signalled: AtomicBool::new(false),
