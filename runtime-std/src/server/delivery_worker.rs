@@ -232,12 +232,22 @@ pub struct DeliveryPool {
 }
 
 impl DeliveryPool {
-    /// Start `threads` workers (at least one).
+    /// Start `threads` workers (at least one), named `delivery-N`.
     ///
     /// # Errors
     ///
     /// When no thread can be started.
     pub fn start(threads: usize) -> std::io::Result<DeliveryPool> {
+        DeliveryPool::start_named("delivery", threads)
+    }
+
+    /// Start `threads` workers (at least one) named `NAME-N`, for another kind of blocking
+    /// task (the engine host's lookups).
+    ///
+    /// # Errors
+    ///
+    /// When no thread can be started.
+    pub fn start_named(name: &str, threads: usize) -> std::io::Result<DeliveryPool> {
         let pool = DeliveryPool {
             inner: Arc::new(PoolInner {
                 state: Mutex::new(PoolState {
@@ -252,7 +262,7 @@ impl DeliveryPool {
         for n in 0..threads.max(1) {
             let inner = Arc::clone(&pool.inner);
             std::thread::Builder::new()
-                .name(format!("delivery-{n}"))
+                .name(format!("{name}-{n}"))
                 .spawn(move || worker(&inner))?;
         }
         Ok(pool)

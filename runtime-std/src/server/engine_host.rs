@@ -124,7 +124,7 @@ impl EngineHost {
         log: Log,
         hostname: String,
     ) -> std::io::Result<Arc<EngineHost>> {
-        let lookups = DeliveryPool::start(LOOKUP_THREADS)?;
+        let lookups = DeliveryPool::start_named("lookup", LOOKUP_THREADS)?;
         let mut senders = Vec::new();
         let mut receivers = Vec::new();
         for _ in 0..SPOOL_THREADS {
