@@ -102,8 +102,9 @@ fn start(
         })
         .unwrap_or(1)
         .max(1);
-    // Every executor accepts on its own descriptor of each listening socket.
-    let mut listeners: Vec<Vec<Listening>> = Vec::with_capacity(threads);
+    // The other executors get their own descriptor of each socket; this thread's
+    // executor takes the bound sockets themselves.
+    let mut worker_listeners: Vec<Vec<Listening>> = Vec::with_capacity(threads);
     for _ in 1..threads {
         let mut own = Vec::with_capacity(prepared.bound.len());
         for b in &prepared.bound {
@@ -115,21 +116,18 @@ fn start(
                 tls: b.tls.clone(),
             });
         }
-        listeners.push(own);
+        worker_listeners.push(own);
     }
-    listeners.insert(
-        0,
-        prepared
-            .bound
-            .into_iter()
-            .map(|b| Listening {
-                socket: b.socket,
-                index: b.index,
-                config: b.session_config,
-                tls: b.tls,
-            })
-            .collect(),
-    );
+    let main_listeners: Vec<Listening> = prepared
+        .bound
+        .into_iter()
+        .map(|b| Listening {
+            socket: b.socket,
+            index: b.index,
+            config: b.session_config,
+            tls: b.tls,
+        })
+        .collect();
     log.info(&format!(
         "smtpd: ready on {threads} executor threads, queue {} ({} envelopes reloaded)",
         prepared.queue_dir.display(),
@@ -146,9 +144,7 @@ fn start(
     let (stop_accepting_tx, stop_accepting) = async_channel::bounded::<()>(1);
     let (done_tx, done) = async_channel::bounded::<()>(1);
     let mut workers = Vec::new();
-    let mut own_listeners = listeners.into_iter();
-    let main_listeners = own_listeners.next().unwrap_or_default();
-    for (n, listening) in own_listeners.enumerate() {
+    for (n, listening) in worker_listeners.into_iter().enumerate() {
         let shared = shared.clone();
         let (stop_accepting, done) = (stop_accepting.clone(), done.clone());
         let worker = std::thread::Builder::new()
