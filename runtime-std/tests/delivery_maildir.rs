@@ -145,3 +145,41 @@ fn unique_names_differ_within_one_microsecond() {
     let b = maildir::unique_name(now);
     assert_ne!(a, b);
 }
+
+#[test]
+fn a_message_is_invisible_until_finished_and_leaves_nothing_when_dropped() {
+    let dir = TempDir::new("scratch");
+    let maildir = dir.path().join("Maildir");
+    maildir::ensure_maildir(&maildir).unwrap();
+    let written = maildir::write_tmp(&maildir, false, &mut &b"Subject: a\n\nbody\n"[..]).unwrap();
+    // On Linux with /proc the copy is an anonymous file: no name anywhere yet.
+    assert!(files_in(&maildir.join("tmp")).is_empty());
+    assert!(files_in(&maildir.join("new")).is_empty());
+    drop(written);
+    assert!(files_in(&maildir.join("tmp")).is_empty());
+    assert!(files_in(&maildir.join("new")).is_empty());
+
+    let written = maildir::write_tmp(&maildir, false, &mut &b"Subject: b\n\nbody\n"[..]).unwrap();
+    let abandoned = written.finish(&|| true).unwrap_err();
+    assert_eq!(abandoned.kind(), std::io::ErrorKind::Interrupted);
+    assert!(files_in(&maildir.join("tmp")).is_empty());
+    assert!(files_in(&maildir.join("new")).is_empty());
+}
+
+#[test]
+fn a_new_directory_lost_while_writing_is_recreated_at_finish() {
+    let dir = TempDir::new("lost-new");
+    let maildir = dir.path().join("Maildir");
+    maildir::ensure_maildir(&maildir).unwrap();
+    let written =
+        maildir::write_tmp(&maildir, false, &mut &b"Subject: c\r\n\r\nbody\r\n"[..]).unwrap();
+    std::fs::remove_dir(maildir.join("new")).unwrap();
+    let new_dir = written.finish(&|| false).unwrap();
+    assert_eq!(new_dir, maildir.join("new"));
+    let delivered = files_in(&new_dir);
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        std::fs::read(&delivered[0]).unwrap(),
+        b"Subject: c\n\nbody\n"
+    );
+}

@@ -1,4 +1,11 @@
-//! Maildir delivery: write into `tmp/` under a unique name, fsync, rename into `new/`.
+//! Maildir delivery: write the message, fsync it, then give it its unique name in `new/`.
+//!
+//! The message is written into an anonymous file of `tmp/` (`O_TMPFILE`) and linked into
+//! `new/` once complete, so a reader never sees part of it and a crash leaves nothing
+//! behind in `tmp/`; that also spares the fsync of `tmp/` that a named file there costs
+//! (its entry is created and removed again). Where the file system or kernel has no
+//! anonymous files, or `/proc` is missing, it is the classic way: a named file in `tmp/`,
+//! renamed into `new/`.
 //!
 //! The unique name follows the maildir convention
 //! `<seconds>.M<micros>P<pid>Q<counter>.<hostname>`, with `/` and `:` in the host name
@@ -87,42 +94,45 @@ pub fn store(
 /// Any file system error; the copy in `tmp/` is removed then.
 pub fn write_tmp(maildir: &Path, junk: bool, message: &mut dyn Read) -> io::Result<Written> {
     let name = unique_name(SystemTime::now());
-    let tmp_path = maildir.join("tmp").join(&name);
-    let mut file = match create_tmp(&tmp_path) {
+    let tmp_dir = maildir.join("tmp");
+    let (mut file, scratch) = match create_scratch(&tmp_dir, &name) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             ensure_maildir(maildir)?;
-            create_tmp(&tmp_path)?
+            create_scratch(&tmp_dir, &name)?
         }
         other => other?,
     };
-    let spam = match copy_scanning(&mut UnixLines::new(message), &mut file) {
-        Ok(spam) => spam,
-        Err(e) => {
-            drop(file);
-            let _ = fs::remove_file(&tmp_path);
-            return Err(e);
-        }
-    };
-    let folder = if junk && spam {
-        maildir.join(JUNK_FOLDER)
-    } else {
-        maildir.to_path_buf()
-    };
-    Ok(Written {
-        file: Some(file),
-        tmp_path,
+    let mut written = Written {
+        file: None,
+        scratch,
         name,
-        folder,
-    })
+        folder: maildir.to_path_buf(),
+    };
+    // On an error, dropping `written` removes a named copy.
+    let spam = copy_scanning(&mut UnixLines::new(message), &mut file)?;
+    if junk && spam {
+        written.folder = maildir.join(JUNK_FOLDER);
+    }
+    written.file = Some(file);
+    Ok(written)
+}
+
+/// Where a message being written lives until it gets its name in `new/`.
+#[derive(Debug)]
+enum Scratch {
+    /// An anonymous file (`O_TMPFILE`), linked into `new/` through `/proc/self/fd`.
+    Anonymous,
+    /// A named file in `tmp/`, renamed into `new/`; emptied once renamed.
+    Named(PathBuf),
 }
 
 /// A message in `tmp/` ([`write_tmp`]), to be finished ([`Written::finish`]); dropped
-/// unfinished, its file is removed.
+/// unfinished, it is removed.
 #[derive(Debug)]
 pub struct Written {
     /// Open until finished.
     file: Option<File>,
-    tmp_path: PathBuf,
+    scratch: Scratch,
     name: String,
     /// The maildir (or junk folder) whose `new/` receives it.
     folder: PathBuf,
@@ -140,14 +150,15 @@ impl Written {
     }
 
     /// The second half of [`store`]: fsync the file, ask `abandon` (see
-    /// [`deliver_unless`]), rename it into `new/` and return that directory, whose fsync
-    /// makes the delivery durable.
+    /// [`deliver_unless`]), give it its name in `new/` and return that directory, whose
+    /// fsync makes the delivery durable.
     ///
     /// # Errors
     /// Any file system error, or the abandon; the file is removed then.
     pub fn finish(mut self, abandon: &dyn Fn() -> bool) -> io::Result<PathBuf> {
-        let synced = self.file.take().map_or(Ok(()), |file| file.sync_all());
-        synced?;
+        if let Some(file) = &self.file {
+            file.sync_all()?;
+        }
         if abandon() {
             return Err(io::Error::new(
                 io::ErrorKind::Interrupted,
@@ -156,35 +167,98 @@ impl Written {
         }
         let new_dir = self.folder.join("new");
         let target = new_dir.join(&self.name);
-        let renamed = match fs::rename(&self.tmp_path, &target) {
+        match self.publish(&target) {
             // The junk folder is created on first use; a maildir may lose `new/` meanwhile.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                ensure_maildir(&self.folder).and_then(|()| fs::rename(&self.tmp_path, &target))
+                ensure_maildir(&self.folder)?;
+                self.publish(&target)?;
             }
-            other => other,
-        };
-        renamed?;
-        // Renamed: nothing left in tmp/ to remove.
-        self.tmp_path = PathBuf::new();
+            other => other?,
+        }
+        // Published: nothing left in tmp/ to remove.
+        self.scratch = Scratch::Anonymous;
         Ok(new_dir)
+    }
+
+    /// Give the written file the name `target` in one step.
+    fn publish(&self, target: &Path) -> io::Result<()> {
+        match (&self.scratch, &self.file) {
+            (Scratch::Named(tmp_path), _) => fs::rename(tmp_path, target),
+            (Scratch::Anonymous, Some(file)) => link_anonymous(file, target),
+            (Scratch::Anonymous, None) => Err(io::Error::other("maildir file already closed")),
+        }
     }
 }
 
 impl Drop for Written {
     fn drop(&mut self) {
         drop(self.file.take());
-        if !self.tmp_path.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.tmp_path);
+        if let Scratch::Named(tmp_path) = &self.scratch {
+            let _ = fs::remove_file(tmp_path);
         }
     }
 }
 
-fn create_tmp(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+/// Open the file the message is written into: anonymous in `tmp_dir` where the system
+/// allows it, else `tmp_dir/name`.
+fn create_scratch(tmp_dir: &Path, name: &str) -> io::Result<(File, Scratch)> {
+    if anonymous_files_usable() {
+        match OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(0o600)
+            .open(tmp_dir)
+        {
+            Ok(file) => return Ok((file, Scratch::Anonymous)),
+            // No O_TMPFILE here (old kernel, or a file system without it): the named way.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let path = tmp_dir.join(name);
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
+        .open(&path)?;
+    Ok((file, Scratch::Named(path)))
+}
+
+/// Whether an anonymous file can be linked by name: that goes through `/proc/self/fd`
+/// (`linkat` with `AT_EMPTY_PATH` needs a capability a recipient's process lacks).
+fn anonymous_files_usable() -> bool {
+    static USABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *USABLE.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+}
+
+/// Link the anonymous file `file` as `target` (`linkat(2)` through `/proc/self/fd`).
+fn link_anonymous(file: &File, target: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let source = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|_| io::Error::other("descriptor path with a NUL byte"))?;
+    let target = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: both paths are NUL-terminated and live for the call.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            source.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Fsync the directory `dir`: after it, the entries renamed into it before the call
