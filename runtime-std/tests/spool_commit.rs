@@ -117,12 +117,13 @@ fn uncommitted_incoming_message_is_discarded_at_open() {
     incoming.write_chunk(b" more").unwrap();
     // Simulate a crash: the process dies without commit or drop.
     std::mem::forget(incoming);
-    assert!(root.join("queue/m.half").exists());
+    assert!(root.join("queue/i.half").exists());
+    assert!(!root.join("queue/m.half").exists());
     drop(spool);
     let (spool, recovered) = Spool::open(&root).unwrap();
     assert!(recovered.messages.is_empty());
     assert_eq!(recovered.discarded_incoming, vec!["half".to_string()]);
-    assert!(!root.join("queue/m.half").exists());
+    assert!(queue_files(&root).is_empty());
     assert_eq!(
         spool.read_message("half").unwrap_err().kind(),
         io::ErrorKind::NotFound
@@ -339,9 +340,12 @@ fn duplicate_msgid_commit_fails_and_keeps_the_first() {
     write_message(&spool, "same", b"first", &["e"])
         .commit()
         .unwrap();
-    let err = spool.create_incoming("same").unwrap_err();
+    let err = write_message(&spool, "same", b"second", &["e"])
+        .commit()
+        .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
     assert_eq!(read_all(&spool, "same"), b"first");
+    assert_eq!(queue_files(dir.path()), ["m.same"]);
 }
 
 #[test]
@@ -378,19 +382,27 @@ fn crash_leftovers_are_cleaned_at_open() {
     let dir = TempDir::new("leftovers");
     let root = dir.path().join("spool");
     let (spool, _) = Spool::open(&root).unwrap();
-    for msgid in ["keep", "empty", "broken", "garbled"] {
+    for msgid in ["keep", "updated", "empty", "removed", "garbled", "cut"] {
         write_message(&spool, msgid, b"body", &["e1"])
             .commit()
             .unwrap();
     }
+    spool.update_envelope("updated", "e1", b"retry 1").unwrap();
     std::fs::write(root.join("queue/t.keep"), b"half an update").unwrap();
     std::fs::write(root.join("queue/e.empty"), b"smtpd-envelopes 2\n").unwrap();
-    std::fs::remove_file(root.join("queue/m.broken")).unwrap();
+    // A removal interrupted between the message file and the envelope file.
+    spool.update_envelope("removed", "e1", b"retry 1").unwrap();
+    std::fs::remove_file(root.join("queue/m.removed")).unwrap();
     std::fs::write(
         root.join("queue/e.garbled"),
         b"smtpd-envelopes 2\ne1 99\nab",
     )
     .unwrap();
+    let cut = std::fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("queue/m.cut"))
+        .unwrap();
+    cut.set_len(3).unwrap();
     drop(spool);
     let (_, recovered) = Spool::open(&root).unwrap();
     let ids: Vec<_> = recovered
@@ -398,18 +410,29 @@ fn crash_leftovers_are_cleaned_at_open() {
         .iter()
         .map(|m| m.msgid.as_str())
         .collect();
-    assert_eq!(ids, ["keep"]);
+    assert_eq!(ids, ["keep", "updated"]);
     assert_eq!(
         recovered.messages[0].envelopes,
         vec![("e1".into(), b"record of e1".to_vec())]
     );
-    assert_eq!(recovered.corrupt, ["broken", "garbled"]);
-    assert!(root.join("corrupt/broken.envelopes").is_file());
+    assert_eq!(
+        recovered.messages[1].envelopes,
+        vec![("e1".into(), b"retry 1".to_vec())]
+    );
+    assert_eq!(recovered.corrupt, ["cut", "garbled"]);
+    assert!(root.join("corrupt/garbled.envelopes").is_file());
     assert_eq!(
         std::fs::read(root.join("corrupt/garbled.message")).unwrap(),
         b"body"
     );
-    assert_eq!(queue_files(&root), ["e.keep", "m.keep"]);
+    assert!(std::fs::read(root.join("corrupt/garbled.records"))
+        .unwrap()
+        .starts_with(b"smtpd-envelopes 2\ne1 "));
+    assert_eq!(
+        std::fs::read(root.join("corrupt/cut.message")).unwrap(),
+        b"bod"
+    );
+    assert_eq!(queue_files(&root), ["e.updated", "m.keep", "m.updated"]);
 }
 
 /// A spool written by the release before the flat layout (a directory per message) is
@@ -450,7 +473,7 @@ fn a_spool_of_the_previous_layout_is_converted() {
     assert!(!root.join("incoming").exists() && !root.join("purge").exists());
     assert_eq!(
         std::fs::read_to_string(root.join("version")).unwrap(),
-        "2\n"
+        "3\n"
     );
     assert_eq!(spool.remove_envelope("m1", "e1").unwrap(), 1);
     drop(spool);
@@ -459,6 +482,80 @@ fn a_spool_of_the_previous_layout_is_converted() {
         recovered.messages[0].envelopes,
         vec![("e2".into(), b"record 2".to_vec())]
     );
+}
+
+/// A spool of layout 2 (records only in `e.<msgid>`, bare messages in `m.<msgid>`) is
+/// converted at open, also when an earlier conversion was interrupted half way.
+#[test]
+fn a_spool_of_layout_2_is_converted() {
+    let dir = TempDir::new("v2");
+    let root = dir.path().join("spool");
+    let write = |path: &str, bytes: &[u8]| {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    };
+    let records = b"smtpd-envelopes 2\ne1 8\nrecord 1\ne2 8\nrecord 2\n";
+    write("version", b"2\n");
+    write("queue/m.a", b"Subject: a\r\n\r\nfirst body\r\n");
+    write("queue/e.a", records);
+    write("queue/m.uncommitted", b"never committed");
+    write("queue/e.lost", records);
+    // Converted by an earlier open that stopped before the version was written.
+    let (spool, _) = Spool::open(dir.path().join("scratch")).unwrap();
+    write_message(&spool, "done", b"converted body", &[])
+        .commit()
+        .unwrap();
+    drop(spool);
+    std::fs::copy(
+        dir.path().join("scratch/queue/m.done"),
+        root.join("queue/m.done"),
+    )
+    .unwrap();
+    write("queue/e.done", records);
+
+    let (spool, recovered) = Spool::open(&root).unwrap();
+    let ids: Vec<_> = recovered
+        .messages
+        .iter()
+        .map(|m| m.msgid.as_str())
+        .collect();
+    assert_eq!(ids, ["a", "done"]);
+    for message in &recovered.messages {
+        assert_eq!(
+            message.envelopes,
+            vec![
+                ("e1".into(), b"record 1".to_vec()),
+                ("e2".into(), b"record 2".to_vec()),
+            ]
+        );
+    }
+    assert_eq!(recovered.discarded_incoming, ["uncommitted"]);
+    assert_eq!(recovered.corrupt, ["lost"]);
+    assert_eq!(read_all(&spool, "a"), b"Subject: a\r\n\r\nfirst body\r\n");
+    assert_eq!(read_all(&spool, "done"), b"converted body");
+    assert_eq!(
+        std::fs::read_to_string(root.join("version")).unwrap(),
+        "3\n"
+    );
+    assert_eq!(spool.remove_envelope("a", "e1").unwrap(), 1);
+    drop(spool);
+    let (spool, recovered) = Spool::open(&root).unwrap();
+    assert_eq!(
+        recovered.messages[0].envelopes,
+        vec![("e2".into(), b"record 2".to_vec())]
+    );
+    assert_eq!(read_all(&spool, "a"), b"Subject: a\r\n\r\nfirst body\r\n");
+}
+
+/// A spool written by a newer release is refused, not misread.
+#[test]
+fn a_spool_of_an_unknown_layout_is_refused() {
+    let dir = TempDir::new("v9");
+    std::fs::write(dir.path().join("version"), b"9\n").unwrap();
+    let err = Spool::open(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    assert!(err.to_string().contains("version \"9\""), "{err}");
 }
 
 #[test]

@@ -3,13 +3,12 @@
 //! front (SIZE, and BDAT announces it: RFC 3030 §2) and whether any octet is 8-bit
 //! (RFC 6152), so the file is read twice: once to count, once to send.
 
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
 use bytes::Bytes;
 use smtp_proto::client::OutboundBody;
 
-use crate::spool::Spool;
+use crate::spool::{QueuedBody, Spool};
 
 /// Octets read from the file per chunk.
 const CHUNK: usize = 64 * 1024;
@@ -17,7 +16,7 @@ const CHUNK: usize = 64 * 1024;
 /// The content of one queued message, positioned for sending.
 #[derive(Debug)]
 pub(crate) struct SpooledBody {
-    file: File,
+    file: QueuedBody,
     after_cr: bool,
     buf: Vec<u8>,
 }

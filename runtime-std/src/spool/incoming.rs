@@ -1,7 +1,8 @@
-//! A message being received: its body streamed into `queue/m.<msgid>`, its envelope
-//! records kept in memory, then committed by the appearance of `queue/e.<msgid>`.
+//! A message being received: streamed into `queue/i.<msgid>`, its envelope records kept
+//! in memory and appended at the commit (see [`super::body`]), then committed by the
+//! rename to `queue/m.<msgid>`.
 
-use super::{check_id, records, Spool, SpoolOp};
+use super::{body, check_id, records, Spool, SpoolOp};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::io::AsRawFd;
@@ -26,13 +27,10 @@ pub struct IncomingMessage {
 
 impl IncomingMessage {
     pub(super) fn create(spool: Spool, msgid: &str) -> io::Result<IncomingMessage> {
-        let path = spool.body_path(msgid);
+        let path = spool.incoming_path(msgid);
         let file = match spool.pool().take(&path) {
-            // A body without an envelope file was never committed: a leftover to replace.
-            Err(e)
-                if e.kind() == io::ErrorKind::AlreadyExists
-                    && !spool.envelopes_path(msgid).exists() =>
-            {
+            // An incoming file is never committed: a leftover to replace.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 fs::remove_file(&path)?;
                 spool.pool().take(&path)?
             }
@@ -96,7 +94,7 @@ impl IncomingMessage {
         self.message = None;
         self.spool
             .pool()
-            .recycle(&self.spool.body_path(&self.msgid))
+            .recycle(&self.spool.incoming_path(&self.msgid))
             .map(|_| ())
     }
 
@@ -110,28 +108,28 @@ impl IncomingMessage {
         spool.sync()
     }
 
-    /// Flush the body and write the envelope file under its temporary name; the caller
-    /// then syncs and publishes.
+    /// Append the envelope records and the footer and flush the file; the caller then
+    /// syncs and publishes.
     pub(super) fn prepare(mut self) -> io::Result<PreparedCommit> {
         self.spool.fault(SpoolOp::Commit, &self.msgid)?;
+        self.done = true;
         let mut prepared = PreparedCommit {
             spool: self.spool.clone(),
             msgid: std::mem::take(&mut self.msgid),
-            files: Vec::with_capacity(2),
+            file: None,
             synced: false,
             published: false,
         };
-        self.done = true;
-        let writer = self.message.take().ok_or_else(closed)?;
-        let body = writer.into_inner().map_err(|e| e.into_error())?;
-        super::pool::trim(&body, self.bytes_written)?;
-        prepared.files.push(body);
-        let tmp = prepared.spool.rewrite_path(&prepared.msgid);
-        let mut file = prepared.spool.pool().take(&tmp)?;
-        prepared.files.push(file.try_clone()?);
+        let mut writer = self.message.take().ok_or_else(closed)?;
         let records = records::encode(&self.envelopes);
-        file.write_all(&records)?;
-        super::pool::trim(&file, records.len() as u64)?;
+        writer.write_all(&records)?;
+        writer.write_all(&body::footer(self.bytes_written))?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        let len = self
+            .bytes_written
+            .saturating_add((records.len() + body::FOOTER_LEN) as u64);
+        super::pool::trim(&file, len)?;
+        prepared.file = Some(file);
         Ok(prepared)
     }
 }
@@ -143,7 +141,7 @@ impl Drop for IncomingMessage {
             let _ = self
                 .spool
                 .pool()
-                .recycle(&self.spool.body_path(&self.msgid));
+                .recycle(&self.spool.incoming_path(&self.msgid));
         }
     }
 }
@@ -152,14 +150,15 @@ fn closed() -> io::Error {
     io::Error::other("incoming message already closed")
 }
 
-/// An incoming message whose bytes are all written (body and temporary envelope file),
-/// waiting for its fsyncs and the rename that commits it. Dropped before publication, it
-/// removes both files.
+/// An incoming message whose bytes are all written (message, records, footer), waiting
+/// for its fsync and the rename that commits it. Dropped before publication, it removes
+/// its file.
 #[derive(Debug)]
 pub(super) struct PreparedCommit {
     spool: Spool,
     msgid: String,
-    files: Vec<File>,
+    /// The written file (absent only if preparing failed half way).
+    file: Option<File>,
     synced: bool,
     published: bool,
 }
@@ -175,10 +174,10 @@ impl PreparedCommit {
         self.spool.root()
     }
 
-    /// Ask the kernel to start writing the files back, so that their blocks are
-    /// allocated in the journal's running transaction and one commit covers the batch.
+    /// Ask the kernel to start writing the file back, so that concurrent commits' writes
+    /// reach the disk together.
     pub(super) fn start_writeback(&mut self) {
-        for file in &self.files {
+        if let Some(file) = &self.file {
             // SAFETY: the descriptor is open for the whole call; the call only hints the kernel.
             unsafe {
                 libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
@@ -186,30 +185,28 @@ impl PreparedCommit {
         }
     }
 
-    /// Fsync the body and the envelope file (once; later calls do nothing).
+    /// Fsync the file (once; later calls do nothing).
     pub(super) fn sync_contents(&mut self) -> io::Result<()> {
         if self.synced {
             return Ok(());
         }
-        for file in &self.files {
-            file.sync_data()?;
-        }
+        self.file.as_ref().ok_or_else(closed)?.sync_data()?;
         self.synced = true;
         Ok(())
     }
 
-    /// Fsync the contents if not done yet, then rename the envelope file to its final
-    /// name: the commit. The caller fsyncs `queue/` afterwards (once for a whole batch).
+    /// Fsync the file if not done yet, then rename it to its queued name: the commit. The
+    /// caller fsyncs `queue/` afterwards (once for a whole batch).
     pub(super) fn sync_and_publish(&mut self) -> io::Result<()> {
         self.sync_contents()?;
-        let target: PathBuf = self.spool.envelopes_path(&self.msgid);
+        let target: PathBuf = self.spool.body_path(&self.msgid);
         if target.exists() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("message {} is already queued", self.msgid),
             ));
         }
-        fs::rename(self.spool.rewrite_path(&self.msgid), &target)?;
+        fs::rename(self.spool.incoming_path(&self.msgid), &target)?;
         self.published = true;
         Ok(())
     }
@@ -218,14 +215,11 @@ impl PreparedCommit {
 impl Drop for PreparedCommit {
     fn drop(&mut self) {
         if !self.published {
+            self.file = None;
             let _ = self
                 .spool
                 .pool()
-                .recycle(&self.spool.rewrite_path(&self.msgid));
-            let _ = self
-                .spool
-                .pool()
-                .recycle(&self.spool.body_path(&self.msgid));
+                .recycle(&self.spool.incoming_path(&self.msgid));
         }
     }
 }

@@ -1,32 +1,40 @@
 //! The file-backed queue: incoming bodies, durable commit with group fsync, reload at start.
 //!
-//! # Layout (version 2)
+//! # Layout (version 3)
 //!
 //! Everything lives under the configured `queue path` directory, created with mode 0700,
 //! in one flat directory so that one fsync of it covers every message of a batch:
 //!
 //! ```text
-//! version                 "2": the layout of this spool
-//! queue/m.<msgid>         the message body (streamed during DATA)
-//! queue/e.<msgid>         its envelope records, all in one file: the commit marker
+//! version                 "3": the layout of this spool
+//! queue/i.<msgid>         a message being received (discarded at open)
+//! queue/m.<msgid>         a queued message: the message, the envelope records it was
+//!                         committed with, a footer (see body.rs)
+//! queue/e.<msgid>         its envelope records since the first update, all in one file;
+//!                         they replace those in m.<msgid>
 //! queue/t.<msgid>         the envelope file being written or rewritten (discarded at open)
+//! queue/f.<n>             spare files, reused for new ones
 //! corrupt/                what recovery or start-up set aside (see below)
 //! ```
 //!
-//! A release before version 2 kept a directory per message (`queue/<msgid>/message` and
-//! `queue/<msgid>/envelopes/<evpid>`, with `incoming/` and `purge/` beside): [`Spool::open`]
-//! converts such a spool message by message, so nothing queued by it is lost.
+//! Older layouts are converted by [`Spool::open`] message by message, so nothing queued by
+//! an older release is lost: version 2 kept the records only in `e.<msgid>` (its
+//! appearance was the commit) and the bare message in `m.<msgid>`; before version 2 there
+//! was a directory per message (`queue/<msgid>/message`, `queue/<msgid>/envelopes/<evpid>`,
+//! with `incoming/` and `purge/` beside).
 //!
 //! # Durability
 //!
-//! A message is committed by fsyncing its body and its envelope file (written as
-//! `t.<msgid>`), renaming `t.<msgid>` to `e.<msgid>` and fsyncing `queue/`. The envelope
-//! file is the commit marker: a body without one is a message never committed, and is
-//! removed at open; so a crash never leaves a half-visible message. Only after the commit
-//! returns may the server answer 250 (RFC 5321 §4.5.3.1 makes the 250 a promise).
-//! [`GroupCommitter`] shares the fsyncs between many concurrent commits. Updates and
-//! removals rewrite the envelope file (temporary file, fsync, rename) or unlink it; the
-//! directory fsync that makes them durable is shared by a background syncer.
+//! A message is committed by appending its envelope records and footer to `i.<msgid>`,
+//! fsyncing it, renaming it to `m.<msgid>` and fsyncing `queue/`: one file, one fsync, one
+//! rename per message, the directory fsync shared by a batch. The rename is the commit, so
+//! a crash never leaves a half-visible message. Only after the commit returns may the
+//! server answer 250 (RFC 5321 §4.5.3.1 makes the 250 a promise). [`GroupCommitter`]
+//! shares the fsyncs between many concurrent commits. Updates rewrite the envelope file
+//! (temporary file, fsync, rename); removing the last envelope removes `m.<msgid>` first,
+//! then `e.<msgid>` (an envelope file without its message is a removal's leftover). The
+//! directory fsync that makes updates and removals durable is shared by a background
+//! syncer.
 //!
 //! Message and envelope ids are opaque names chosen by the engine; they must match
 //! `[A-Za-z0-9._-]{1,64}` and not start with a dot, so no id can escape the spool.
@@ -36,6 +44,7 @@
 //! [`Spool::with_faults`] installs a [`SpoolFaults`] hook consulted before every effect,
 //! so monkey mode can make some spool operations fail temporarily without touching callers.
 
+mod body;
 mod commit;
 mod incoming;
 mod pool;
@@ -43,6 +52,9 @@ mod records;
 mod recover;
 mod syncer;
 
+#[cfg(test)]
+pub(crate) use body::file_bytes as message_file_bytes;
+pub use body::QueuedBody;
 pub use commit::{CommitCompletion, CommitStats, GroupCommitter};
 pub use incoming::IncomingMessage;
 
@@ -260,12 +272,17 @@ impl Spool {
         self.inner.queue.clone()
     }
 
-    /// `queue/m.<msgid>`: the body.
+    /// `queue/i.<msgid>`: a message being received.
+    pub(crate) fn incoming_path(&self, msgid: &str) -> PathBuf {
+        self.inner.queue.join(format!("i.{msgid}"))
+    }
+
+    /// `queue/m.<msgid>`: the queued message (see [`body`]).
     pub(crate) fn body_path(&self, msgid: &str) -> PathBuf {
         self.inner.queue.join(format!("m.{msgid}"))
     }
 
-    /// `queue/e.<msgid>`: the envelope file, the commit marker.
+    /// `queue/e.<msgid>`: the envelope records since the first update.
     pub(crate) fn envelopes_path(&self, msgid: &str) -> PathBuf {
         self.inner.queue.join(format!("e.{msgid}"))
     }
@@ -291,22 +308,30 @@ impl Spool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The envelope records of committed message `msgid`.
+    /// The envelope records of committed message `msgid`: its envelope file's, else
+    /// those it was committed with.
     fn read_envelopes(&self, msgid: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
-        match fs::read(self.envelopes_path(msgid)) {
-            Ok(bytes) => records::decode(&bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(no_message(msgid)),
-            Err(e) => Err(e),
-        }
+        let bytes = match fs::read(self.envelopes_path(msgid)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match File::open(self.body_path(msgid)) {
+                    Ok(file) => body::committed_records(&file)?,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(no_message(msgid)),
+                    Err(e) => return Err(e),
+                }
+            }
+            other => other?,
+        };
+        records::decode(&bytes)
     }
 
-    /// Replace message `msgid`'s envelope file with `envelopes`: temporary file, fsync,
-    /// rename (so a crash leaves the old or the new file whole), then a shared fsync of
-    /// `queue/`. With no envelope left the file and the body are removed instead.
+    /// Replace message `msgid`'s envelope records with `envelopes`: temporary file, fsync,
+    /// rename to `e.<msgid>` (so a crash leaves the old or the new records whole), then a
+    /// shared fsync of `queue/`. With no envelope left the message is removed instead, its
+    /// file before its envelope file (whose records would otherwise bring it back).
     fn write_envelopes(&self, msgid: &str, envelopes: &[(String, Vec<u8>)]) -> io::Result<()> {
         if envelopes.is_empty() {
-            let envelopes_gone = self.inner.pool.recycle(&self.envelopes_path(msgid))?;
             let body_gone = self.inner.pool.recycle(&self.body_path(msgid))?;
+            let envelopes_gone = self.inner.pool.recycle(&self.envelopes_path(msgid))?;
             if envelopes_gone || body_gone {
                 self.inner.syncer.dirty();
             }
@@ -376,7 +401,7 @@ impl Spool {
     /// Move envelope `evpid` of queued message `msgid` out of the queue into `corrupt/`
     /// (for a record that cannot be decoded): the record becomes
     /// `corrupt/<msgid>.<evpid>.envelope`, the message stays readable for inspection as
-    /// `corrupt/<msgid>.message` (a hard link, made once), and the envelope is removed
+    /// `corrupt/<msgid>.message` (a copy, made once), and the envelope is removed
     /// from the queue durably. When it was the message's last envelope the queued message
     /// is removed too. Fails with `NotFound` when the envelope is not queued.
     pub fn set_aside_envelope(&self, msgid: &str, evpid: &str) -> io::Result<()> {
@@ -391,12 +416,17 @@ impl Spool {
             .ok_or_else(|| no_envelope(msgid, evpid))?;
         let (_, record) = envelopes.remove(at);
         let corrupt = self.inner.root.join("corrupt");
-        match fs::hard_link(
-            self.body_path(msgid),
-            corrupt.join(format!("{msgid}.message")),
-        ) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-            _ => {}
+        let kept = corrupt.join(format!("{msgid}.message"));
+        if !kept.exists() {
+            let mut message = QueuedBody::from_file(File::open(self.body_path(msgid))?)?;
+            let mut copy = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&kept)?;
+            io::copy(&mut message, &mut copy)?;
+            copy.sync_data()?;
         }
         let aside = corrupt.join(format!("{msgid}.{evpid}.envelope"));
         let mut file = OpenOptions::new()
@@ -426,10 +456,10 @@ impl Spool {
     }
 
     /// Open committed message `msgid` for reading from its first byte.
-    pub fn read_message(&self, msgid: &str) -> io::Result<File> {
+    pub fn read_message(&self, msgid: &str) -> io::Result<QueuedBody> {
         check_id(msgid)?;
         self.fault(SpoolOp::ReadMessage, msgid)?;
-        File::open(self.body_path(msgid))
+        QueuedBody::from_file(File::open(self.body_path(msgid))?)
     }
 
     /// Make every update and removal so far durable now (one fsync of `queue/`), rather

@@ -1,18 +1,21 @@
 //! What [`Spool::open`] does before the daemon serves: clean what a crash left, convert
-//! messages queued in the previous layout (a directory per message), and collect the
-//! queue to reload.
+//! messages queued in older layouts (version 2, and a directory per message before it),
+//! and collect the queue to reload.
 
 use super::{
-    check_id, create_private_file, list_dir, not_found_is_ok, records, sync_dir, QueuedMessage,
-    Recovered, Spool,
+    body, check_id, create_private_file, list_dir, not_found_is_ok, records, sync_dir,
+    QueuedMessage, Recovered, Spool,
 };
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
 /// The layout this code writes, recorded in `version` at the spool's root.
-const LAYOUT_VERSION: &str = "2\n";
+const LAYOUT_VERSION: &str = "3\n";
+
+/// The previous layout, whose messages this code converts.
+const PREVIOUS_VERSION: &str = "2\n";
 
 /// The parts of one message found in `queue/`.
 #[derive(Default)]
@@ -24,6 +27,27 @@ struct Found {
 pub(super) fn recover(spool: &Spool) -> io::Result<Recovered> {
     let mut recovered = Recovered::default();
     let root = spool.root().to_path_buf();
+    let version = match fs::read_to_string(root.join("version")) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        other => Some(other?),
+    };
+    if let Some(v) = version
+        .as_deref()
+        .filter(|v| *v != LAYOUT_VERSION && *v != PREVIOUS_VERSION)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: spool layout version {:?} is not one this release reads ({} or {})",
+                root.display(),
+                v.trim(),
+                PREVIOUS_VERSION.trim(),
+                LAYOUT_VERSION.trim()
+            ),
+        ));
+    }
+    // In version 2 a message file without an envelope file was never committed.
+    let from_previous = version.as_deref() == Some(PREVIOUS_VERSION);
     // The previous layout's areas: uncommitted messages and interrupted removals.
     for (name, sub) in [("incoming", true), ("purge", false)] {
         let dir = root.join(name);
@@ -62,6 +86,10 @@ pub(super) fn recover(spool: &Spool) -> io::Result<Recovered> {
         match kind {
             "m." => found.entry(msgid).or_default().body = true,
             "e." => found.entry(msgid).or_default().envelopes = true,
+            "i." => {
+                spool.pool().recycle(&path)?;
+                recovered.discarded_incoming.push(msgid);
+            }
             "t." => {
                 spool.pool().recycle(&path)?;
             }
@@ -69,33 +97,33 @@ pub(super) fn recover(spool: &Spool) -> io::Result<Recovered> {
         }
     }
     for (msgid, parts) in found {
-        match parts {
-            Found {
-                body: true,
-                envelopes: true,
-            } => match fs::read(spool.envelopes_path(&msgid)).and_then(|b| records::decode(&b)) {
-                Ok(envelopes) if envelopes.is_empty() => spool.purge(&msgid)?,
-                Ok(envelopes) => recovered.messages.push(QueuedMessage { msgid, envelopes }),
-                Err(_) => {
-                    set_aside(spool, &msgid)?;
-                    recovered.corrupt.push(msgid);
-                }
-            },
-            Found {
-                body: true,
-                envelopes: false,
-            } => {
-                not_found_is_ok(fs::remove_file(spool.body_path(&msgid)))?;
-                recovered.discarded_incoming.push(msgid);
+        let Found { body, envelopes } = parts;
+        if !body {
+            if envelopes && from_previous {
+                set_aside(spool, &msgid)?;
+                recovered.corrupt.push(msgid);
+            } else if envelopes {
+                // Removing a message takes its file first: this is what a crash left.
+                spool.pool().recycle(&spool.envelopes_path(&msgid))?;
             }
-            Found {
-                body: false,
-                envelopes: true,
-            } => {
+            continue;
+        }
+        let has_footer = has_footer(&spool.body_path(&msgid))?;
+        if !has_footer && !envelopes && from_previous {
+            not_found_is_ok(fs::remove_file(spool.body_path(&msgid)))?;
+            recovered.discarded_incoming.push(msgid);
+            continue;
+        }
+        if !has_footer && envelopes {
+            add_footer(spool, &msgid)?;
+        }
+        match spool.read_envelopes(&msgid) {
+            Ok(envelopes) if envelopes.is_empty() => spool.purge(&msgid)?,
+            Ok(envelopes) => recovered.messages.push(QueuedMessage { msgid, envelopes }),
+            Err(_) => {
                 set_aside(spool, &msgid)?;
                 recovered.corrupt.push(msgid);
             }
-            Found { .. } => {}
         }
     }
     sync_dir(&queue)?;
@@ -124,20 +152,74 @@ fn corrupt_target(spool: &Spool, base: &str) -> std::path::PathBuf {
     target
 }
 
-/// Move what is left of message `msgid` (its body, its envelope file) to `corrupt/`.
+/// Move what is left of message `msgid` (its envelope file, its message) to `corrupt/`.
+/// A message file whose footer is whole leaves the message alone as `<msgid>.message`
+/// (ready to be sent again by hand) and its committed records as `<msgid>.records`;
+/// anything else is moved as it is.
 fn set_aside(spool: &Spool, msgid: &str) -> io::Result<()> {
-    for (path, suffix) in [
-        (spool.envelopes_path(msgid), "envelopes"),
-        (spool.body_path(msgid), "message"),
-    ] {
-        if path.exists() {
-            fs::rename(&path, corrupt_target(spool, &format!("{msgid}.{suffix}")))?;
+    let envelopes = spool.envelopes_path(msgid);
+    if envelopes.exists() {
+        fs::rename(
+            &envelopes,
+            corrupt_target(spool, &format!("{msgid}.envelopes")),
+        )?;
+    }
+    let message = spool.body_path(msgid);
+    if message.exists() {
+        if let Ok(mut body) = File::open(&message).and_then(body::QueuedBody::from_file) {
+            let records = File::open(&message).and_then(|f| body::committed_records(&f))?;
+            for (suffix, bytes) in [("records", None), ("message", Some(&mut body))] {
+                let target = corrupt_target(spool, &format!("{msgid}.{suffix}"));
+                let mut copy = create_private_file(&target)?;
+                match bytes {
+                    Some(body) => io::copy(body, &mut copy).map(|_| ())?,
+                    None => copy.write_all(&records)?,
+                }
+                copy.sync_data()?;
+            }
+            fs::remove_file(&message)?;
+        } else {
+            fs::rename(&message, corrupt_target(spool, &format!("{msgid}.message")))?;
         }
     }
     sync_dir(&spool.root().join("corrupt"))
 }
 
-/// Convert `queue/<msgid>/` of the previous layout: link its body as `m.<msgid>`, write
+/// Whether the message file at `path` ends with a valid footer (layout 3).
+fn has_footer(path: &Path) -> io::Result<bool> {
+    match body::QueuedBody::from_file(File::open(path)?) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Convert message `msgid` of layout 2 (a bare message, its records in `e.<msgid>`):
+/// copy it with a footer and no records into `i.<msgid>`, fsync, rename over
+/// `m.<msgid>`. Interrupted, the old file is still whole and is converted again.
+fn add_footer(spool: &Spool, msgid: &str) -> io::Result<()> {
+    let target = spool.body_path(msgid);
+    let scratch = spool.incoming_path(msgid);
+    spool.pool().recycle(&scratch)?;
+    let mut copy = spool.pool().take(&scratch)?;
+    let written = (|| {
+        let length = io::copy(&mut File::open(&target)?, &mut copy)?;
+        let no_records = records::encode(&[]);
+        copy.write_all(&no_records)?;
+        copy.write_all(&body::footer(length))?;
+        let total = length.saturating_add((no_records.len() + body::FOOTER_LEN) as u64);
+        super::pool::trim(&copy, total)?;
+        copy.sync_data()?;
+        fs::rename(&scratch, &target)
+    })();
+    if written.is_err() {
+        let _ = spool.pool().recycle(&scratch);
+    }
+    written
+}
+
+/// Convert `queue/<msgid>/` of the first layout: link its body as `m.<msgid>`, write
 /// its envelope records as `e.<msgid>` (fsynced, then renamed: the commit), then remove
 /// the old directory. Interrupted at any point, it is done again from the old directory
 /// at the next open, which stays whole until the new files are durable.

@@ -27,6 +27,7 @@ use crate::delivery::maildir::{self, KnownMaildirs, Written};
 use crate::delivery::user::{drop_in_place, run_as_user};
 use crate::delivery::DeliveryOutcome;
 use crate::server::fork_request::{self, Reply, Request, MAX_PACKET};
+use crate::spool::QueuedBody;
 
 /// The most requests delivered under one directory fsync.
 pub const MAX_BATCH: usize = 32;
@@ -201,9 +202,13 @@ fn write_one<'a>(
     let LocalMethod::Maildir { path, junk } = &job.method else {
         return Err(Reply::TempFail("not a maildir delivery".to_owned()));
     };
-    let Some(mut message) = file else {
+    let Some(file) = file else {
         return Err(Reply::TempFail("the message was not passed".to_owned()));
     };
+    let mut message = file
+        .try_clone()
+        .and_then(QueuedBody::from_file)
+        .map_err(|e| Reply::TempFail(format!("spool read: {e}")))?;
     let path = Path::new(path);
     let fail = |e: &std::io::Error| reply_of(maildir::failure(path, e));
     known.ensure(path).map_err(|e| fail(&e))?;

@@ -50,7 +50,9 @@ fn message(dir: &Path, n: usize) -> File {
         .truncate(true)
         .open(&path)
         .expect("message");
-    write!(file, "Subject: {n}\r\n\r\nbody {n}\r\n").expect("write");
+    let text = format!("Subject: {n}\r\n\r\nbody {n}\r\n");
+    file.write_all(&crate::spool::message_file_bytes(text.as_bytes()))
+        .expect("write");
     file.rewind().expect("rewind");
     file
 }
