@@ -228,37 +228,57 @@ fn create_scratch(tmp_dir: &Path, name: &str) -> io::Result<(File, Scratch)> {
     Ok((file, Scratch::Named(path)))
 }
 
-/// Whether an anonymous file can be linked by name: that goes through `/proc/self/fd`
-/// (`linkat` with `AT_EMPTY_PATH` needs a capability a recipient's process lacks).
+/// Whether an anonymous file can be linked by name: through `linkat(2)` with
+/// `AT_EMPTY_PATH` (Linux 6.10 and later allow it to the file's opener) or else through
+/// `/proc/self/fd`.
 fn anonymous_files_usable() -> bool {
     static USABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *USABLE.get_or_init(|| Path::new("/proc/self/fd").is_dir())
 }
 
-/// Link the anonymous file `file` as `target` (`linkat(2)` through `/proc/self/fd`).
+/// Whether `linkat(2)` with `AT_EMPTY_PATH` was refused here (older kernels ask for a
+/// capability the recipient's process lacks), so `/proc/self/fd` is used instead.
+static EMPTY_PATH_REFUSED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Link the anonymous file `file` as `target`.
 fn link_anonymous(file: &File, target: &Path) -> io::Result<()> {
     use std::ffi::CString;
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
-    let source = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .map_err(|_| io::Error::other("descriptor path with a NUL byte"))?;
     let target = CString::new(target.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    // SAFETY: both paths are NUL-terminated and live for the call.
-    let rc = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            source.as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
+    let link = |dirfd: libc::c_int, source: &std::ffi::CStr, flags: libc::c_int| {
+        // SAFETY: both paths are NUL-terminated and live for the call; the descriptor is
+        // open for its duration.
+        let rc = unsafe {
+            libc::linkat(
+                dirfd,
+                source.as_ptr(),
+                libc::AT_FDCWD,
+                target.as_ptr(),
+                flags,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    if !EMPTY_PATH_REFUSED.load(Ordering::Relaxed) {
+        match link(file.as_raw_fd(), c"", libc::AT_EMPTY_PATH) {
+            // Refused for want of the capability is ENOENT (or EPERM): tell it from a
+            // missing `new/` by trying the other way.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EPERM)) => {}
+            other => return other,
+        }
     }
+    let source = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|_| io::Error::other("descriptor path with a NUL byte"))?;
+    link(libc::AT_FDCWD, &source, libc::AT_SYMLINK_FOLLOW)?;
+    EMPTY_PATH_REFUSED.store(true, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Fsync the directory `dir`: after it, the entries renamed into it before the call
