@@ -56,7 +56,8 @@ pub struct ServeOptions {
     pub verbose: bool,
     /// Connections served at once; the next client gets `421 4.3.2`.
     pub max_connections: usize,
-    /// Delivery threads.
+    /// Delivery threads: each waits for one local delivery at a time, so this is how
+    /// many are in flight, and how many a maildir agent can take in one batch.
     pub delivery_threads: usize,
     /// Free bytes the queue's file system must keep; below, MAIL gets `452 4.3.1`.
     pub min_free_bytes: u64,
@@ -82,7 +83,7 @@ impl ServeOptions {
             state_dir,
             verbose: false,
             max_connections: 512,
-            delivery_threads: 8,
+            delivery_threads: 32,
             min_free_bytes: 64 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
         }
