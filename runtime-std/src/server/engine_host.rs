@@ -15,7 +15,7 @@ mod lookups;
 
 pub use lookups::{known_answer, lookup};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,7 +105,14 @@ pub struct EngineHost {
     myself: Weak<EngineHost>,
     /// The relay agent, started with the first relayed envelope (`None`: it could not be).
     relay: OnceLock<Option<RelayAgent>>,
+    /// Envelopes taken out of the spool as their delivery ended ([`EngineHost::delivered`]),
+    /// whose removal the engine asks for next: no spool thread need wake to find them gone.
+    removed_early: Mutex<HashSet<EnvelopeId>>,
 }
+
+/// The most envelopes [`EngineHost::removed_early`] remembers; past it, it starts over
+/// (forgetting one only costs a removal that finds nothing).
+const MAX_REMOVED_EARLY: usize = 65_536;
 
 impl EngineHost {
     /// Wrap `engine`, start the spool threads and the timer thread. With `forker`, local
@@ -149,6 +156,7 @@ impl EngineHost {
             hostname,
             myself: myself.clone(),
             relay: OnceLock::new(),
+            removed_early: Mutex::new(HashSet::new()),
         });
         for (n, rx) in receivers.into_iter().enumerate() {
             let weak = Arc::downgrade(&host);
@@ -239,7 +247,13 @@ impl EngineHost {
                 None
             }
             Action::RemoveEnvelope(id) => {
-                self.spool_later(SpoolWork::Remove(id));
+                let done = self
+                    .removed_early
+                    .lock()
+                    .is_ok_and(|mut removed| removed.remove(&id));
+                if !done {
+                    self.spool_later(SpoolWork::Remove(id));
+                }
                 None
             }
             Action::QueueBounce {
@@ -331,9 +345,18 @@ impl EngineHost {
     fn delivered(&self, id: EnvelopeId, outcome: &Outcome) {
         if matches!(outcome, Outcome::Delivered) {
             let msgid = id.message_id().to_string();
-            if let Err(e) = self.spool.remove_envelope(&msgid, &id.to_string()) {
-                self.log
-                    .debug(&format!("queue: early removal of envelope {id}: {e}"));
+            match self.spool.remove_envelope(&msgid, &id.to_string()) {
+                Ok(_) => {
+                    if let Ok(mut removed) = self.removed_early.lock() {
+                        if removed.len() >= MAX_REMOVED_EARLY {
+                            removed.clear();
+                        }
+                        removed.insert(id);
+                    }
+                }
+                Err(e) => self
+                    .log
+                    .debug(&format!("queue: early removal of envelope {id}: {e}")),
             }
         }
     }
