@@ -34,7 +34,8 @@ use smtp_proto::server::{Question, ReqId};
 
 use super::conn::SessionBackend;
 use super::delivery_worker::{deliver_local, DeliveryPool, LocalJob};
-use super::fork_server::ForkServer;
+use super::fork_server::serve::routes_to_agent;
+use super::fork_server::{DeliveryDone, ForkServer};
 use super::log::Log;
 use super::mailbox::{Mailbox, Note};
 use crate::delivery::DeliveryOutcome;
@@ -317,25 +318,36 @@ impl EngineHost {
                 return;
             }
         };
-        let spool = self.spool.clone();
-        let forker = self.forker.clone();
         let myself = self.myself.clone();
-        self.pool.spawn(move || {
-            // Not inside deliver_local: fork-server children would each start from a
-            // copy of the same fault counters.
-            let outcome = match crate::monkey::strike(Fault::Delivery) {
-                Some(reason) => DeliveryOutcome::TempFail(reason),
-                None => match &forker {
-                    Some(forker) => forker.deliver(&job),
-                    None => deliver_local(&spool, &job),
-                },
-            };
+        let report: DeliveryDone = Box::new(move |outcome| {
             let outcome = to_outcome(outcome);
             if let Some(host) = myself.upgrade() {
                 host.delivered(id, &outcome);
                 host.feed(Input::DeliveryResult { id, outcome });
             }
         });
+        // Not inside deliver_local: fork-server children would each start from a copy of
+        // the same fault counters.
+        if let Some(reason) = crate::monkey::strike(Fault::Delivery) {
+            self.pool
+                .spawn(move || report(DeliveryOutcome::TempFail(reason)));
+            return;
+        }
+        let spool = self.spool.clone();
+        let Some(forker) = self.forker.clone() else {
+            self.pool.spawn(move || report(deliver_local(&spool, &job)));
+            return;
+        };
+        // A maildir agent takes many deliveries at once: sent from here, no thread waits.
+        let report = if routes_to_agent(&job) {
+            match forker.try_deliver_then(&job, report) {
+                Ok(()) => return,
+                Err(report) => report,
+            }
+        } else {
+            report
+        };
+        self.pool.spawn(move || report(forker.deliver(&job)));
     }
 
     /// A delivery finished: when it succeeded, take its envelope out of the spool at once

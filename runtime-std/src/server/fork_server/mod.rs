@@ -15,8 +15,10 @@
 //!
 //! [`deliver_local`]: super::delivery_worker::deliver_local
 //!
-//! The daemon side ([`ForkServer::deliver`]) matches outcomes to waiting delivery threads
-//! by request id. The server exits when the daemon's end of the socket closes, and its
+//! The daemon side matches outcomes to requests by id: a thread waiting in
+//! [`ForkServer::deliver`], or a completion the reply reader runs
+//! ([`ForkServer::try_deliver_then`], for maildir deliveries: no thread waits for them).
+//! The server exits when the daemon's end of the socket closes, and its
 //! agents when theirs do.
 //!
 //! The server stays root when the daemon drops its privileges after start-up
@@ -34,6 +36,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::unix::io::RawFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -44,12 +47,29 @@ use super::fork_request::{self, Reply, Request, MAX_PACKET};
 use crate::delivery::DeliveryOutcome;
 use crate::spool::Spool;
 
+/// What the outcome of a delivery sent with [`ForkServer::try_deliver_then`] is given to.
+pub type DeliveryDone = Box<dyn FnOnce(DeliveryOutcome) + Send>;
+
+/// The most deliveries sent by [`ForkServer::try_deliver_then`] and not answered yet;
+/// past it, deliveries wait on a delivery thread again.
+pub const MAX_DETACHED: usize = 256;
+
+/// Who waits for a reply.
+enum Waiter {
+    /// A thread blocked in [`ForkServer::ask`].
+    Thread(Sender<Reply>),
+    /// A completion, run on the reply reader's thread.
+    Then(DeliveryDone),
+}
+
 /// The daemon's handle on the fork server.
 pub struct ForkServer {
     socket: RawFd,
     pid: libc::pid_t,
-    waiting: Mutex<HashMap<u64, Sender<Reply>>>,
+    waiting: Mutex<HashMap<u64, Waiter>>,
     next_id: Mutex<u64>,
+    /// Requests waiting as [`Waiter::Then`].
+    detached: AtomicUsize,
 }
 
 /// The fork server of this process, once [`ForkServer::install`]ed.
@@ -96,6 +116,7 @@ impl ForkServer {
             pid,
             waiting: Mutex::new(HashMap::new()),
             next_id: Mutex::new(0),
+            detached: AtomicUsize::new(0),
         })
     }
 
@@ -139,30 +160,92 @@ impl ForkServer {
                 .unwrap_or_default();
             if let Some((id, reply)) = fork_request::decode_reply(packet) {
                 let waiter = self.waiting.lock().ok().and_then(|mut w| w.remove(&id));
-                if let Some(tx) = waiter {
-                    let _ = tx.send(reply);
+                if let Some(waiter) = waiter {
+                    self.answer(waiter, reply);
                 }
             }
         }
     }
 
-    fn fail_all(&self, reason: &str) {
-        if let Ok(mut waiting) = self.waiting.lock() {
-            for (_, tx) in waiting.drain() {
-                let _ = tx.send(Reply::TempFail(reason.to_owned()));
+    fn answer(&self, waiter: Waiter, reply: Reply) {
+        match waiter {
+            Waiter::Thread(tx) => {
+                let _ = tx.send(reply);
             }
+            Waiter::Then(done) => {
+                self.detached.fetch_sub(1, Ordering::Relaxed);
+                done(delivery_outcome(reply));
+            }
+        }
+    }
+
+    fn fail_all(&self, reason: &str) {
+        let waiters: Vec<Waiter> = match self.waiting.lock() {
+            Ok(mut waiting) => waiting.drain().map(|(_, w)| w).collect(),
+            Err(_) => Vec::new(),
+        };
+        for waiter in waiters {
+            self.answer(waiter, Reply::TempFail(reason.to_owned()));
+        }
+    }
+
+    /// The next request id.
+    fn next_id(&self) -> Option<u64> {
+        let mut next = self.next_id.lock().ok()?;
+        *next = next.wrapping_add(1);
+        Some(*next)
+    }
+
+    /// Send `job` without waiting for it: `done` gets its outcome on the reply reader's
+    /// thread. Only when the socket takes the request at once (the caller may be an async
+    /// executor) and fewer than [`MAX_DETACHED`] are outstanding; otherwise `done` comes
+    /// back, for the caller to deliver on a thread of its own ([`ForkServer::deliver`]).
+    ///
+    /// # Errors
+    /// `done`, when the request was not sent.
+    pub fn try_deliver_then(&self, job: &LocalJob, done: DeliveryDone) -> Result<(), DeliveryDone> {
+        if self.detached.load(Ordering::Relaxed) >= MAX_DETACHED {
+            return Err(done);
+        }
+        let Some(id) = self.next_id() else {
+            return Err(done);
+        };
+        let Some(packet) = fork_request::encode_request(id, &Request::Deliver(job.clone())) else {
+            return Err(done);
+        };
+        match self.waiting.lock() {
+            Ok(mut waiting) => {
+                waiting.insert(id, Waiter::Then(done));
+            }
+            Err(_) => return Err(done),
+        }
+        self.detached.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: sending a buffer we own, of its length.
+        let sent = unsafe {
+            libc::send(
+                self.socket,
+                packet.as_ptr().cast(),
+                packet.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if usize::try_from(sent).ok() == Some(packet.len()) {
+            return Ok(());
+        }
+        // Not sent: take the completion back, unless the reader already failed it.
+        match self.waiting.lock().ok().and_then(|mut w| w.remove(&id)) {
+            Some(Waiter::Then(done)) => {
+                self.detached.fetch_sub(1, Ordering::Relaxed);
+                Err(done)
+            }
+            Some(Waiter::Thread(_)) | None => Ok(()),
         }
     }
 
     /// Run `job` as its user (in a maildir agent or a one-shot child of the fork server)
     /// and wait for its outcome.
     pub fn deliver(&self, job: &LocalJob) -> DeliveryOutcome {
-        match self.ask(&Request::Deliver(job.clone())) {
-            Reply::Delivered => DeliveryOutcome::Delivered,
-            Reply::PermFail(text) => DeliveryOutcome::PermFail(text),
-            Reply::TempFail(text) => DeliveryOutcome::TempFail(text),
-            other => DeliveryOutcome::TempFail(format!("unexpected fork server reply {other:?}")),
-        }
+        delivery_outcome(self.ask(&Request::Deliver(job.clone())))
     }
 
     /// Check `password` for the system account `user` against the shadow file, which
@@ -217,19 +300,15 @@ impl ForkServer {
     /// Send `request` and wait for its reply; a [`Reply::TempFail`] when the server
     /// cannot be reached.
     fn ask(&self, request: &Request) -> Reply {
-        let id = match self.next_id.lock() {
-            Ok(mut next) => {
-                *next = next.wrapping_add(1);
-                *next
-            }
-            Err(_) => return Reply::TempFail("fork server state".to_owned()),
+        let Some(id) = self.next_id() else {
+            return Reply::TempFail("fork server state".to_owned());
         };
         let Some(packet) = fork_request::encode_request(id, request) else {
             return Reply::TempFail("request too large for the fork server".to_owned());
         };
         let (tx, rx) = channel();
         if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.insert(id, tx);
+            waiting.insert(id, Waiter::Thread(tx));
         }
         // SAFETY: sending a buffer we own, of its length.
         let sent = unsafe {
@@ -251,6 +330,16 @@ impl ForkServer {
         }
         rx.recv()
             .unwrap_or_else(|_| Reply::TempFail("the delivery fork server is gone".to_owned()))
+    }
+}
+
+/// What a delivery's reply means.
+fn delivery_outcome(reply: Reply) -> DeliveryOutcome {
+    match reply {
+        Reply::Delivered => DeliveryOutcome::Delivered,
+        Reply::PermFail(text) => DeliveryOutcome::PermFail(text),
+        Reply::TempFail(text) => DeliveryOutcome::TempFail(text),
+        other => DeliveryOutcome::TempFail(format!("unexpected fork server reply {other:?}")),
     }
 }
 
