@@ -4,7 +4,7 @@
 //! and back into use keeps the inode count of the spool flat. A spare keeps its content
 //! (up to [`KEEP_CONTENT`] bytes) and is overwritten in place by its next use, then
 //! trimmed to what was written ([`trim`]): a message of the same size as the last one in
-//! that file then allocates and frees no block, and its fdatasync writes no inode. A body is only
+//! that file then allocates and frees no block. A body is only
 //! retired once its last envelope is gone, when no delivery reads it any more (the
 //! scheduler never removes an envelope in flight).
 
