@@ -38,8 +38,7 @@ pub(super) fn recover(spool: &Spool) -> io::Result<Recovered> {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "{}: spool layout version {:?} is not one this release reads ({} or {})",
-                root.display(),
+                "spool layout version {:?} is not one this release reads ({} or {})",
                 v.trim(),
                 PREVIOUS_VERSION.trim(),
                 LAYOUT_VERSION.trim()
