@@ -480,6 +480,15 @@ fn options(g: &mut Gen) -> GlobalOptions {
         mda_wrappers.insert(pick(g, NAMES).into(), non_empty_value(g));
     }
     let control_socket = opt(g, non_empty_value);
+    let metrics = opt(g, |g| MetricsListener {
+        address: match u8::arbitrary(g) % 4 {
+            0 => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            1 => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            2 => IpAddr::V4(Ipv4Addr::from(u32::arbitrary(g))),
+            _ => IpAddr::V6(Ipv6Addr::from(u128::arbitrary(g))),
+        },
+        port: opt(g, |g| u16::arbitrary(g).max(1)),
+    });
     GlobalOptions {
         queue,
         bounce_warn_interval,
@@ -489,6 +498,7 @@ fn options(g: &mut Gen) -> GlobalOptions {
         admd,
         mda_wrappers,
         control_socket,
+        metrics,
     }
 }
 

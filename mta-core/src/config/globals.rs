@@ -1,6 +1,7 @@
 //! Statements other than rules and actions: `table`, `pki`, `ca`, `listen on`, `filter`,
 //! `proc`, and the global options (`queue`, `smtp`, `mta`, `bounce`, `srs`, `admd`, `mda
-//! wrapper`, `control socket`), as smtpd.conf(5) describes them.
+//! wrapper`, `control socket`), as smtpd.conf(5) describes them; `metrics` is read in
+//! `metrics_listen.rs`.
 
 use super::lexer::TokKind;
 use super::model::{
@@ -43,6 +44,7 @@ impl Parser<'_> {
         let Some(TokKind::Word(kw)) = toks.peek().map(|t| t.kind.clone()) else {
             return Err(toks.err("expected a statement".into()));
         };
+        let start = toks.here();
         toks.bump();
         match kw.as_str() {
             "table" => self.table(toks),
@@ -127,6 +129,7 @@ impl Parser<'_> {
                 self.config.options.control_socket = Some(toks.string("a socket path", "socket")?);
                 toks.done()
             }
+            "metrics" => self.metrics(toks, start),
             "expire" | "max-message-size" => self.classic_global(&kw, toks),
             other => Err(toks.err(format!("expected a statement, found \"{other}\""))),
         }

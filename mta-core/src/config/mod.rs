@@ -14,8 +14,8 @@
 //! (lists where values are matched, maps for aliases, credentials...), option
 //! exclusions, and phases of builtin filters. What only the system can tell (interfaces,
 //! host names, certificate files) is checked by the runtime. Where we differ:
-//! - our extensions: `queue path`, `control socket`, `mta resolver`, `mta mx-port`
-//!   (see [`model`]);
+//! - our extensions: `queue path`, `control socket`, `mta resolver`, `mta mx-port`,
+//!   `metrics listen on` (see [`model`]);
 //! - we also read the classic (5.x) grammar, see `classic.rs`; mixing both is an error;
 //! - we accept, where OpenSMTPD does not: newlines inside `{ ... }`, a format specifier
 //!   such as `%{rcpt}` in an unquoted word, a macro joined to the text after it
@@ -32,6 +32,7 @@ mod default;
 mod error;
 mod globals;
 mod lexer;
+mod metrics_listen;
 pub mod model;
 mod modern;
 mod parser;

@@ -9,11 +9,13 @@
 //! - `queue path "DIR"`: where the queue is kept ([`QueueOptions::path`]);
 //! - `control socket "PATH"`: where `smtpctl` connects ([`GlobalOptions::control_socket`]);
 //! - `mta resolver "IP[:PORT]"`: the DNS server used for MX lookups ([`MtaOptions::resolver`]);
-//! - `mta mx-port N`: the port used to reach MX hosts, 25 by default ([`MtaOptions::mx_port`]).
+//! - `mta mx-port N`: the port used to reach MX hosts, 25 by default ([`MtaOptions::mx_port`]);
+//! - `metrics listen on ADDRESS [port PORT]`: a Prometheus text endpoint for the counters
+//!   of `smtpctl show stats` ([`GlobalOptions::metrics`]).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::net::IpAddr; // allow-impure: address values, no socket
+use std::net::{IpAddr, SocketAddr}; // allow-impure: address values, no socket
 use std::time::Duration;
 
 use crate::table::{Table, TableEntries, TableSource};
@@ -647,6 +649,37 @@ pub struct GlobalOptions {
     pub mda_wrappers: BTreeMap<String, String>,
     /// `control socket "PATH"` (our extension): where `smtpctl` connects.
     pub control_socket: Option<String>,
+    /// `metrics listen on ADDRESS [port PORT]` (our extension): where the Prometheus
+    /// endpoint listens, or no endpoint.
+    pub metrics: Option<MetricsListener>,
+}
+
+/// `metrics listen on ADDRESS [port PORT]` (our extension): the address of the HTTP
+/// endpoint that serves the counters of `smtpctl show stats` in the Prometheus text
+/// format. Any address is accepted, but one that is not loopback shows the counters
+/// (message and session counts) to whoever can reach it on that network.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct MetricsListener {
+    /// The IPv4 or IPv6 address to bind.
+    pub address: IpAddr,
+    /// `port PORT`, when given.
+    pub port: Option<u16>,
+}
+
+impl MetricsListener {
+    /// The port of the endpoint when the line names none: 9464, the default port of
+    /// OpenTelemetry's Prometheus exporter (registered with Prometheus for that use).
+    pub const DEFAULT_PORT: u16 = 9464;
+
+    /// The effective port: `port PORT`, or [`MetricsListener::DEFAULT_PORT`].
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(Self::DEFAULT_PORT)
+    }
+
+    /// The socket address to bind.
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port())
+    }
 }
 
 impl GlobalOptions {

@@ -431,6 +431,11 @@ impl Config {
         if let Some(c) = &o.control_socket {
             line(format!("control socket {}", quote(c)));
         }
+        if let Some(m) = &o.metrics {
+            // An IP address is always a plain word (digits, letters, `.` and `:`).
+            let port = m.port.map(|p| format!(" port {p}")).unwrap_or_default();
+            line(format!("metrics listen on {}{port}", m.address));
+        }
         for (name, t) in &self.tables {
             match &t.source {
                 TableSource::File(path) => line(format!(
