@@ -24,6 +24,7 @@ pub mod expand;
 pub mod faults;
 #[cfg(any(test, feature = "__fuzz"))]
 pub mod fuzzing;
+pub mod metrics;
 pub mod queue;
 pub mod routing;
 pub mod rules;
