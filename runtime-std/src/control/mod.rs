@@ -9,6 +9,7 @@
 
 mod client;
 pub mod engine_target;
+pub mod metrics_server;
 pub mod offline;
 pub mod sendmail;
 mod server;

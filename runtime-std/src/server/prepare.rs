@@ -1,12 +1,14 @@
 //! The start-up both daemons share (`smtpd-std` here, `smtpd` in runtime-smol): open
 //! and recover the spool, start the fork server while the process has one thread, build
 //! the engine, bind the listeners, start the group committer, the delivery pool, the
-//! signal pipe and the engine host, open the control socket, and reload the queue.
+//! signal pipe and the engine host, open the control socket and the Prometheus endpoint
+//! of `metrics listen on`, and reload the queue.
 //!
 //! Started as root, the daemon then becomes an unprivileged account (`_smtpd`, or `-u
 //! USER`) before it reloads the queue: the queue is given to that account first, the
-//! listeners, the fork server (which stays root) and the control socket are set up while
-//! root, and the relay's client certificates are read (see [`super::privdrop`]).
+//! listeners, the fork server (which stays root), the control socket and the metrics
+//! endpoint are set up while root, and the relay's client certificates are read (see
+//! [`super::privdrop`]).
 //! What differs between the runtimes (threads or tasks per connection) starts after.
 
 use std::path::{Path, PathBuf};
@@ -27,7 +29,8 @@ use super::privdrop::{self, RunAs};
 use super::signals::StopSignal;
 use super::trace::Subsystem;
 use super::{hostname, local_session_config, session_config, ServeOptions};
-use crate::control::{ControlServer, EngineControl};
+use crate::control::metrics_server::MetricsServer;
+use crate::control::{ControlServer, ControlTarget, EngineControl};
 use crate::spool::{GroupCommitter, Spool};
 
 /// A daemon ready to serve: what the runtime's accept loops and its shutdown need.
@@ -51,6 +54,8 @@ pub struct Prepared {
     /// The control socket (`None` when it could not be opened); drop it at exit to
     /// remove the socket file.
     pub control: Option<ControlServer>,
+    /// The Prometheus endpoint of `metrics listen on`, if configured; dropping it stops it.
+    pub metrics: Option<MetricsServer>,
     /// Envelopes reloaded from the queue.
     pub reloaded: usize,
 }
@@ -150,7 +155,12 @@ pub fn prepare(
         Arc::clone(&paused),
         traceable,
     );
-    let control = open_control(opts, daemon, log);
+    let target: Arc<dyn ControlTarget> = Arc::new(EngineControl::new(
+        Arc::new(daemon),
+        engine_host::unix_now(),
+    ));
+    let control = open_control(opts, Arc::clone(&target), log);
+    let metrics = start_metrics(&config, target, log)?;
     super::offline::start(&queue_dir, &config, &account, &reload_to, &conn, log);
     match &account {
         Some(account) => become_account(&config, account, &queue_dir, log)?,
@@ -171,6 +181,7 @@ pub fn prepare(
         conn,
         paused,
         control,
+        metrics,
         reloaded,
     })
 }
@@ -256,15 +267,38 @@ fn open_spool(queue_dir: &std::path::Path, log: &Log) -> Result<(Spool, Vec<Enve
     Ok((spool, envelopes))
 }
 
-/// Open the control socket at `opts.control_socket` for `daemon`; `None` (logged) when
+/// Start the Prometheus endpoint of `metrics listen on` (none without the line),
+/// answering from `target`, the control socket's.
+///
+/// # Errors
+/// When its address cannot be bound: a start-up error naming the address.
+fn start_metrics(
+    config: &Config,
+    target: Arc<dyn ControlTarget>,
+    log: &Log,
+) -> Result<Option<MetricsServer>, String> {
+    let Some(listen) = config.options.metrics else {
+        return Ok(None);
+    };
+    let addr = listen.socket_addr();
+    let server = MetricsServer::start(addr, target)
+        .map_err(|e| format!("metrics: cannot listen on {addr}: {e}"))?;
+    log.info(&format!("metrics: listening on {}", server.local_addr()));
+    Ok(Some(server))
+}
+
+/// Open the control socket at `opts.control_socket` for `target`; `None` (logged) when
 /// it cannot be, so that mail is still served.
-fn open_control(opts: &ServeOptions, daemon: DaemonControl, log: &Log) -> Option<ControlServer> {
+fn open_control(
+    opts: &ServeOptions,
+    target: Arc<dyn ControlTarget>,
+    log: &Log,
+) -> Option<ControlServer> {
     let path = &opts.control_socket;
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    let target = EngineControl::new(Arc::new(daemon), engine_host::unix_now());
-    match ControlServer::start(path, Arc::new(target)) {
+    match ControlServer::start(path, target) {
         Ok(server) => {
             log.info(&format!("smtpd: control socket {}", path.display()));
             Some(server)
