@@ -263,7 +263,8 @@ mod tests {
         let started = Instant::now();
         let index = exchange(addr, b"GET / HTTP/1.0\r\n\r\n");
         assert!(index.starts_with("HTTP/1.1 200 "), "{index}");
-        assert!(started.elapsed() < READ_TIMEOUT + Duration::from_secs(2));
+        // Served once the silent client timed out, however loaded the machine is.
+        assert!(started.elapsed() < READ_TIMEOUT + Duration::from_secs(10));
         drop(silent);
         let partial = exchange(addr, b"GET / HT");
         assert!(partial.starts_with("HTTP/1.1 408 "), "{partial}");
