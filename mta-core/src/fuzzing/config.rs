@@ -87,6 +87,9 @@ const WORDS: &[&str] = &[
     "bounce",
     "warn-interval",
     "1h",
+    "metrics",
+    "127.0.0.1",
+    "::1",
 ];
 
 /// Parses a sentence made of grammar words chosen by `choices`.
