@@ -185,6 +185,14 @@ pub const CORPUS: &[(&str, &str)] = &[
         include_str!("invalid/ours/05-mixed-table-file.conf"),
     ),
     (
+        "invalid/ours/06-bad-metrics-address.conf",
+        include_str!("invalid/ours/06-bad-metrics-address.conf"),
+    ),
+    (
+        "invalid/ours/07-two-metrics-lines.conf",
+        include_str!("invalid/ours/07-two-metrics-lines.conf"),
+    ),
+    (
         "invalid/runtime/01-no-such-interface.conf",
         include_str!("invalid/runtime/01-no-such-interface.conf"),
     ),
