@@ -122,12 +122,9 @@ impl IncomingMessage {
         };
         let mut writer = self.message.take().ok_or_else(closed)?;
         let records = records::encode(&self.envelopes);
-        writer.write_all(&records)?;
-        writer.write_all(&body::footer(self.bytes_written))?;
+        let tail = body::close_unit(&mut writer, &prepared.msgid, self.bytes_written, &records)?;
         let file = writer.into_inner().map_err(|e| e.into_error())?;
-        let len = self
-            .bytes_written
-            .saturating_add((records.len() + body::FOOTER_LEN) as u64);
+        let len = self.bytes_written.saturating_add(tail);
         super::pool::trim(&file, len)?;
         prepared.file = Some(file);
         Ok(prepared)

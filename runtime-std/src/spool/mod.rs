@@ -314,7 +314,7 @@ impl Spool {
         let bytes = match fs::read(self.envelopes_path(msgid)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 match File::open(self.body_path(msgid)) {
-                    Ok(file) => body::committed_records(&file)?,
+                    Ok(file) => body::committed_records(&file, msgid)?,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(no_message(msgid)),
                     Err(e) => return Err(e),
                 }
@@ -418,7 +418,7 @@ impl Spool {
         let corrupt = self.inner.root.join("corrupt");
         let kept = corrupt.join(format!("{msgid}.message"));
         if !kept.exists() {
-            let mut message = QueuedBody::from_file(File::open(self.body_path(msgid))?)?;
+            let mut message = QueuedBody::open(File::open(self.body_path(msgid))?, msgid)?;
             let mut copy = OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -459,7 +459,7 @@ impl Spool {
     pub fn read_message(&self, msgid: &str) -> io::Result<QueuedBody> {
         check_id(msgid)?;
         self.fault(SpoolOp::ReadMessage, msgid)?;
-        QueuedBody::from_file(File::open(self.body_path(msgid))?)
+        QueuedBody::open(File::open(self.body_path(msgid))?, msgid)
     }
 
     /// Make every update and removal so far durable now (one fsync of `queue/`), rather

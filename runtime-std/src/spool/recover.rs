@@ -107,7 +107,7 @@ pub(super) fn recover(spool: &Spool) -> io::Result<Recovered> {
             }
             continue;
         }
-        let has_footer = has_footer(&spool.body_path(&msgid))?;
+        let has_footer = has_unit(&spool.body_path(&msgid), &msgid)?;
         if !has_footer && !envelopes && from_previous {
             not_found_is_ok(fs::remove_file(spool.body_path(&msgid)))?;
             recovered.discarded_incoming.push(msgid);
@@ -165,8 +165,9 @@ fn set_aside(spool: &Spool, msgid: &str) -> io::Result<()> {
     }
     let message = spool.body_path(msgid);
     if message.exists() {
-        if let Ok(mut body) = File::open(&message).and_then(body::QueuedBody::from_file) {
-            let records = File::open(&message).and_then(|f| body::committed_records(&f))?;
+        let opened = File::open(&message).and_then(|f| body::QueuedBody::open(f, msgid));
+        if let Ok(mut body) = opened {
+            let records = File::open(&message).and_then(|f| body::committed_records(&f, msgid))?;
             for (suffix, bytes) in [("records", None), ("message", Some(&mut body))] {
                 let target = corrupt_target(spool, &format!("{msgid}.{suffix}"));
                 let mut copy = create_private_file(&target)?;
@@ -184,9 +185,9 @@ fn set_aside(spool: &Spool, msgid: &str) -> io::Result<()> {
     sync_dir(&spool.root().join("corrupt"))
 }
 
-/// Whether the message file at `path` ends with a valid footer (layout 3).
-fn has_footer(path: &Path) -> io::Result<bool> {
-    match body::QueuedBody::from_file(File::open(path)?) {
+/// Whether the message file at `path` holds a valid unit of `msgid` (layout 3).
+fn has_unit(path: &Path, msgid: &str) -> io::Result<bool> {
+    match body::QueuedBody::open(File::open(path)?, msgid) {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(false),
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
@@ -204,10 +205,8 @@ fn add_footer(spool: &Spool, msgid: &str) -> io::Result<()> {
     let mut copy = spool.pool().take(&scratch)?;
     let written = (|| {
         let length = io::copy(&mut File::open(&target)?, &mut copy)?;
-        let no_records = records::encode(&[]);
-        copy.write_all(&no_records)?;
-        copy.write_all(&body::footer(length))?;
-        let total = length.saturating_add((no_records.len() + body::FOOTER_LEN) as u64);
+        let tail = body::close_unit(&mut copy, msgid, length, &records::encode(&[]))?;
+        let total = length.saturating_add(tail);
         super::pool::trim(&copy, total)?;
         copy.sync_data()?;
         fs::rename(&scratch, &target)

@@ -207,7 +207,7 @@ fn write_one<'a>(
     };
     let mut message = file
         .try_clone()
-        .and_then(QueuedBody::from_file)
+        .and_then(|file| QueuedBody::open(file, &job.msgid))
         .map_err(|e| Reply::TempFail(format!("spool read: {e}")))?;
     let path = Path::new(path);
     let fail = |e: &std::io::Error| reply_of(maildir::failure(path, e));

@@ -51,8 +51,11 @@ fn message(dir: &Path, n: usize) -> File {
         .open(&path)
         .expect("message");
     let text = format!("Subject: {n}\r\n\r\nbody {n}\r\n");
-    file.write_all(&crate::spool::message_file_bytes(text.as_bytes()))
-        .expect("write");
+    file.write_all(&crate::spool::message_file_bytes(
+        "0a1b2c3d",
+        text.as_bytes(),
+    ))
+    .expect("write");
     file.rewind().expect("rewind");
     file
 }
