@@ -1,7 +1,9 @@
 //! The spool: commit and reload, crash leftovers, group commit under concurrency,
 //! envelope updates and removals, fault injection, free space.
 
-use runtime_std::spool::{GroupCommitter, QueuedMessage, Spool, SpoolFaults, SpoolOp};
+use runtime_std::spool::{
+    BufferedMessage, GroupCommitter, QueuedMessage, Spool, SpoolFaults, SpoolOp,
+};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -317,6 +319,115 @@ fn commits_queued_behind_a_leader_are_handed_to_the_committer_thread() {
     assert_eq!(read_all(&spool, "h2"), b"second");
 }
 
+fn buffered(msgid: &str, content: &str, evpids: &[&str]) -> BufferedMessage {
+    BufferedMessage {
+        msgid: msgid.to_owned(),
+        content: content.as_bytes().to_vec(),
+        envelopes: evpids
+            .iter()
+            .map(|e| ((*e).to_owned(), format!("record of {e}").into_bytes()))
+            .collect(),
+    }
+}
+
+/// Messages given whole from memory in one batch share one file, linked under each name:
+/// each reads back alone, survives a reopen with its records, and the file goes with the
+/// last of them.
+#[test]
+fn messages_committed_from_memory_in_one_batch_share_one_file() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("shared");
+    let root = dir.path().join("spool");
+    let (spool, _) = Spool::open(&root).unwrap();
+    let committer = GroupCommitter::start(spool.clone(), 8).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (inside_tx, inside_rx) = std::sync::mpsc::channel::<()>();
+    {
+        // Its completion runs inside the committer's batch: the next ones queue behind.
+        let tx = tx.clone();
+        committer.submit_buffered(
+            buffered("s0", "zero", &["e0"]),
+            Box::new(move |result| {
+                inside_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                tx.send(("s0".to_owned(), result.is_ok())).unwrap();
+            }),
+        );
+    }
+    inside_rx.recv().unwrap();
+    for (msgid, content) in [("s1", "one"), ("s2", ""), ("s3", "three"), ("s0", "again")] {
+        let tx = tx.clone();
+        let tag = if content == "again" { "dup" } else { msgid }.to_owned();
+        committer.submit_buffered(
+            buffered(msgid, content, &["e1", "e2"]),
+            Box::new(move |result| tx.send((tag, result.is_ok())).unwrap()),
+        );
+    }
+    release_tx.send(()).unwrap();
+    let mut results: Vec<(String, bool)> = (0..5).map(|_| rx.recv().unwrap()).collect();
+    results.sort();
+    let expected: Vec<(String, bool)> = [
+        ("dup", false),
+        ("s0", true),
+        ("s1", true),
+        ("s2", true),
+        ("s3", true),
+    ]
+    .iter()
+    .map(|(id, ok)| ((*id).to_owned(), *ok))
+    .collect();
+    assert_eq!(results, expected, "a message id already queued fails alone");
+    let inode = |msgid: &str| {
+        std::fs::metadata(root.join(format!("queue/m.{msgid}")))
+            .unwrap()
+            .ino()
+    };
+    assert_eq!(inode("s1"), inode("s2"));
+    assert_eq!(inode("s2"), inode("s3"));
+    assert_ne!(inode("s0"), inode("s1"));
+    assert_eq!(queue_files(&root), ["m.s0", "m.s1", "m.s2", "m.s3"]);
+    for (msgid, content) in [("s0", "zero"), ("s1", "one"), ("s2", ""), ("s3", "three")] {
+        assert_eq!(read_all(&spool, msgid), content.as_bytes(), "{msgid}");
+    }
+    drop(committer);
+    drop(spool);
+
+    // A crash between the links and the removal of the scratch name leaves it linked too.
+    std::fs::hard_link(root.join("queue/m.s1"), root.join("queue/i.s1")).unwrap();
+    let (spool, recovered) = Spool::open(&root).unwrap();
+    assert!(recovered.discarded_incoming.is_empty(), "{recovered:?}");
+    let ids: Vec<_> = recovered
+        .messages
+        .iter()
+        .map(|m| m.msgid.as_str())
+        .collect();
+    assert_eq!(ids, ["s0", "s1", "s2", "s3"]);
+    assert_eq!(
+        recovered.messages[3].envelopes,
+        vec![
+            ("e1".into(), b"record of e1".to_vec()),
+            ("e2".into(), b"record of e2".to_vec()),
+        ]
+    );
+    assert_eq!(queue_files(&root), ["m.s0", "m.s1", "m.s2", "m.s3"]);
+
+    spool.update_envelope("s3", "e1", b"retry 1").unwrap();
+    spool.remove_message("s2").unwrap();
+    assert_eq!(read_all(&spool, "s1"), b"one");
+    assert_eq!(read_all(&spool, "s3"), b"three");
+    assert_eq!(spool.remove_envelope("s3", "e2").unwrap(), 1);
+    let (spool, recovered) = Spool::open(&root).unwrap();
+    assert_eq!(
+        recovered.messages[2].envelopes,
+        vec![("e1".into(), b"retry 1".to_vec())]
+    );
+    for msgid in ["s0", "s1", "s3"] {
+        spool.remove_message(msgid).unwrap();
+    }
+    assert!(queue_files(&root).is_empty(), "{:?}", queue_files(&root));
+}
+
 #[test]
 fn a_committer_refuses_messages_of_another_spool() {
     let dir = TempDir::new("other");
@@ -604,6 +715,14 @@ fn fault_hook_fails_commits_without_leaving_anything() {
         .unwrap_err();
     assert_eq!(err.to_string(), "injected fault");
     assert_eq!(committer.stats().failures, 1);
+    assert_eq!(queue_files(dir.path()), Vec::<String>::new());
+    let (tx, rx) = std::sync::mpsc::channel();
+    committer.submit_buffered(
+        buffered("b", "from memory", &["e"]),
+        Box::new(move |result| tx.send(result).unwrap()),
+    );
+    let err = rx.recv().unwrap().unwrap_err();
+    assert_eq!(err.to_string(), "injected fault");
     assert_eq!(queue_files(dir.path()), Vec::<String>::new());
     hook.0.store(false, Ordering::Relaxed);
     committer

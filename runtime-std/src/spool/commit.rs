@@ -9,12 +9,17 @@
 //! hop; the others only queue theirs. If more requests arrived meanwhile, the leader hands
 //! them to the committer thread rather than keep its own session waiting, and that thread
 //! leads batch after batch until none is left. A batch: the files not synced yet are, each
-//! envelope file is
+//! message file is
 //! renamed to its final name (the commit), `queue/` is fsynced once, and then every
 //! completion is called. If that last fsync fails, the batch's messages are taken back out
 //! of the queue and every sender gets the error.
+//!
+//! Messages whole in memory ([`GroupCommitter::submit_buffered`], from an async executor
+//! that must not block) always go to the committer thread, and the messages of a batch
+//! given so share one file ([`super::shared`]): one fdatasync for all of them.
 
 use super::incoming::PreparedCommit;
+use super::shared::BufferedMessage;
 use super::{IncomingMessage, Spool};
 use std::io;
 use std::mem;
@@ -38,6 +43,8 @@ enum Staged {
     Written(IncomingMessage),
     /// Already flushed and synced by the submitting thread (or failed doing so).
     Synced(io::Result<PreparedCommit>),
+    /// Whole in memory: written with the others of its batch into one shared file.
+    Buffered(BufferedMessage),
 }
 
 /// Counters of a [`GroupCommitter`], for statistics and benchmarks.
@@ -170,6 +177,27 @@ impl GroupCommitter {
         drop(leading);
     }
 
+    /// Commit `message`, whole in memory, without blocking the caller (an async
+    /// executor): it joins the next batch on the committer thread, where the messages of a
+    /// batch given this way are written into one file, fsynced once and linked under each
+    /// message's name. `done` is called on the committer thread.
+    pub fn submit_buffered(&self, message: BufferedMessage, done: CommitCompletion) {
+        let shared = &self.shared;
+        let mut waiting = shared.lock();
+        waiting.requests.push(Request {
+            message: Staged::Buffered(message),
+            done,
+        });
+        if waiting.leader {
+            // The leader, or the committer thread it hands over to, takes it.
+            return;
+        }
+        waiting.leader = true;
+        waiting.handed_off = true;
+        drop(waiting);
+        shared.hand_off.notify_one();
+    }
+
     /// Fsync `message`'s files on the calling thread (a blocking one: concurrent callers'
     /// fsyncs share the journal's commits), then commit it in a batch; `done` is called
     /// once it is durable or failed. An async runtime calls this from its blocking pool.
@@ -255,6 +283,7 @@ type StagedCommit = (Option<PreparedCommit>, io::Result<()>, CommitCompletion);
 /// Sync and publish every message of the batch, fsync `queue/` once, then answer each.
 fn commit_batch(spool: &Spool, batch: Vec<Request>, counters: &Counters) {
     let mut staged: Vec<StagedCommit> = Vec::with_capacity(batch.len());
+    let mut buffered: Vec<(BufferedMessage, CommitCompletion)> = Vec::new();
     for Request { message, done } in batch {
         let prepared = match message {
             Staged::Written(message) => message.prepare().map(|mut prepared| {
@@ -262,6 +291,10 @@ fn commit_batch(spool: &Spool, batch: Vec<Request>, counters: &Counters) {
                 prepared
             }),
             Staged::Synced(prepared) => prepared,
+            Staged::Buffered(message) => {
+                buffered.push((message, done));
+                continue;
+            }
         };
         match prepared {
             Ok(prepared) if prepared.spool_root() != spool.root() => {
@@ -288,8 +321,20 @@ fn commit_batch(spool: &Spool, batch: Vec<Request>, counters: &Counters) {
             }
         }
     }
+    let shared = commit_shared(spool, buffered);
     let queue_synced = spool.sync();
     counters.batches.fetch_add(1, Ordering::Relaxed);
+    for (msgid, mut result, done) in shared {
+        if let (Err(e), Ok(())) = (&queue_synced, &result) {
+            let _ = spool.purge(&msgid);
+            result = Err(io::Error::new(e.kind(), e.to_string()));
+        }
+        match &result {
+            Ok(()) => counters.commits.fetch_add(1, Ordering::Relaxed),
+            Err(_) => counters.failures.fetch_add(1, Ordering::Relaxed),
+        };
+        done(result);
+    }
     for (prepared, mut result, done) in staged {
         if let (Err(e), Some(prepared), Ok(())) = (&queue_synced, &prepared, &result) {
             // The rename may not survive a crash: take the message back out so that the
@@ -304,4 +349,40 @@ fn commit_batch(spool: &Spool, batch: Vec<Request>, counters: &Counters) {
         };
         done(result);
     }
+}
+
+/// Write the batch's messages whole in memory into one shared file, fsync it and link it
+/// under each name: the outcome of each (not durable before the caller's fsync of
+/// `queue/`), with whom to tell.
+fn commit_shared(
+    spool: &Spool,
+    buffered: Vec<(BufferedMessage, CommitCompletion)>,
+) -> Vec<(String, io::Result<()>, CommitCompletion)> {
+    let mut outcomes = Vec::with_capacity(buffered.len());
+    let mut accepted = Vec::with_capacity(buffered.len());
+    for (message, done) in buffered {
+        match message.check(spool) {
+            Ok(()) => accepted.push((message, done)),
+            Err(e) => outcomes.push((message.msgid, Err(e), done)),
+        }
+    }
+    if accepted.is_empty() {
+        return outcomes;
+    }
+    let messages: Vec<&BufferedMessage> = accepted.iter().map(|(m, _)| m).collect();
+    match spool.write_shared(&messages) {
+        Ok(file) => {
+            let linked = file.publish();
+            for ((message, done), (_, result)) in accepted.into_iter().zip(linked) {
+                outcomes.push((message.msgid, result, done));
+            }
+        }
+        Err(e) => {
+            for (message, done) in accepted {
+                let e = io::Error::new(e.kind(), e.to_string());
+                outcomes.push((message.msgid, Err(e), done));
+            }
+        }
+    }
+    outcomes
 }

@@ -50,6 +50,7 @@ mod incoming;
 mod pool;
 mod records;
 mod recover;
+mod shared;
 mod syncer;
 
 #[cfg(test)]
@@ -57,6 +58,7 @@ pub(crate) use body::file_bytes as message_file_bytes;
 pub use body::QueuedBody;
 pub use commit::{CommitCompletion, CommitStats, GroupCommitter};
 pub use incoming::IncomingMessage;
+pub use shared::BufferedMessage;
 
 use std::ffi::CString;
 use std::fs::{self, DirBuilder, File, OpenOptions};

@@ -92,7 +92,8 @@ impl FilePool {
         let size = match fs::symlink_metadata(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
-            // Linked elsewhere too (a body kept in `corrupt/`): its content must stay.
+            // Linked elsewhere too (a file shared by messages of one commit): its content
+            // must stay for the others.
             Ok(meta) if std::os::unix::fs::MetadataExt::nlink(&meta) > 1 => {
                 return not_found_is_false(fs::remove_file(path));
             }

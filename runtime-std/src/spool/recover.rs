@@ -86,8 +86,14 @@ pub(super) fn recover(spool: &Spool) -> io::Result<Recovered> {
             "m." => found.entry(msgid).or_default().body = true,
             "e." => found.entry(msgid).or_default().envelopes = true,
             "i." => {
+                // The scratch name of a shared file already linked as its messages'
+                // names (see shared.rs) was committed: only the name goes.
+                let linked = fs::symlink_metadata(&path)
+                    .is_ok_and(|meta| std::os::unix::fs::MetadataExt::nlink(&meta) > 1);
                 spool.pool().recycle(&path)?;
-                recovered.discarded_incoming.push(msgid);
+                if !linked {
+                    recovered.discarded_incoming.push(msgid);
+                }
             }
             "t." => {
                 spool.pool().recycle(&path)?;
