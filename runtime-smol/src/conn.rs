@@ -32,7 +32,7 @@ use runtime_std::auth::FAILURE_DELAY;
 use runtime_std::server::conn::{announce_tls, storage_refusal, ConnContext, ListenerTls};
 use runtime_std::server::mailbox::{Mailbox, Note};
 use runtime_std::server::trace::SmtpTrace;
-use runtime_std::spool::IncomingMessage;
+use runtime_std::spool::{BufferedMessage, IncomingMessage};
 use runtime_std::tls::TlsInfo;
 use smol::{unblock, Async, Timer};
 use smtp_proto::server::{Action, Answer, Input, Question, ReqId, ServerConfig, ServerSession};
@@ -379,22 +379,33 @@ impl Conn {
         };
         let (tx, rx) = async_channel::bounded(1);
         let committer = self.ctx.committer.clone();
-        let spool = self.ctx.spool.clone();
-        // One hop to the blocking pool: the spool file is created and written if it was
-        // not yet, the envelope file written and both fsynced there (concurrently with
-        // other sessions' commits), then the group commit renames and shares `queue/`'s
-        // fsync, on that thread when no other commit is in progress.
+        let message = match staged {
+            // Whole in memory: it joins the committer thread's next batch, whose messages
+            // share one file and one fsync; nothing blocks here.
+            Staged::Buffered(msgid, content) => {
+                committer.submit_buffered(
+                    BufferedMessage {
+                        msgid,
+                        content,
+                        envelopes,
+                    },
+                    Box::new(move |result| {
+                        let _ = tx.try_send(result);
+                    }),
+                );
+                return match rx.recv().await {
+                    Ok(result) => result.map_err(|e| format!("commit: {e}")),
+                    Err(_) => Err("commit: the spool committer stopped".to_owned()),
+                };
+            }
+            Staged::Open(message) => message,
+        };
+        // One hop to the blocking pool: the rest of the spool file is written and fsynced
+        // there (concurrently with other sessions' commits), then the group commit renames
+        // it and shares `queue/`'s fsync, on that thread when no other commit is in
+        // progress.
         unblock(move || {
-            let mut message = match staged {
-                Staged::Open(message) => message,
-                Staged::Buffered(id, data) => match open_with(&spool, &id, &[&data]) {
-                    Ok(message) => message,
-                    Err(reason) => {
-                        let _ = tx.try_send(Err(std::io::Error::other(reason)));
-                        return;
-                    }
-                },
-            };
+            let mut message = message;
             for (evpid, record) in &envelopes {
                 if let Err(e) = message.add_envelope(evpid, record) {
                     let _ = message.abort();
