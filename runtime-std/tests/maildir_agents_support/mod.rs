@@ -79,6 +79,7 @@ impl Fixture {
 
     /// The processes whose parent is the fork server (its agents, and one-shot
     /// children still running).
+    #[allow(dead_code)] // not every test binary sharing this module counts them
     pub fn children(&self) -> Vec<libc::pid_t> {
         let parent = self.forker.pid();
         std::fs::read_dir("/proc")
