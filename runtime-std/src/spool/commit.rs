@@ -209,17 +209,25 @@ impl GroupCommitter {
         self.send(Staged::Synced(prepared), done);
     }
 
-    /// Commit `message` and wait until it is durable (or failed). The message's own
-    /// files are fsynced on the calling thread, so that concurrent callers' fsyncs overlap
-    /// in the kernel; the batch then renames and shares the `queue/` fsync.
+    /// Commit `message` and wait until it is durable (or failed). A message still whole
+    /// in memory joins its batch's shared file; one with a file of its own is fsynced on
+    /// the calling thread, so that concurrent callers' fsyncs overlap in the kernel, and
+    /// the batch then renames it and shares the `queue/` fsync.
     pub fn commit(&self, message: IncomingMessage) -> io::Result<()> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.sync_then_submit(
-            message,
-            Box::new(move |result| {
-                let _ = tx.send(result);
-            }),
-        );
+        let done: CommitCompletion = Box::new(move |result| {
+            let _ = tx.send(result);
+        });
+        if !message.is_of(self.shared.spool.root()) {
+            // Refused by the batch, as a message of another spool.
+            self.sync_then_submit(message, done);
+        } else {
+            match message.into_buffered() {
+                // Whole in memory: it shares its batch's file (led here when no batch runs).
+                Ok(buffered) => self.send(Staged::Buffered(buffered), done),
+                Err(message) => self.sync_then_submit(message, done),
+            }
+        }
         rx.recv()
             .unwrap_or_else(|_| Err(io::Error::other("spool committer stopped")))
     }

@@ -1,7 +1,9 @@
-//! A message being received: streamed into `queue/i.<msgid>`, its envelope records kept
-//! in memory and appended at the commit (see [`super::body`]), then committed by the
-//! rename to `queue/m.<msgid>`.
+//! A message being received: kept in memory while it fits in [`WRITE_BUFFER`], else
+//! streamed into `queue/i.<msgid>`; its envelope records kept in memory and appended at
+//! the commit (see [`super::body`]), then committed by the rename to `queue/m.<msgid>`,
+//! or, still whole in memory, in a file shared with its batch ([`super::shared`]).
 
+use super::shared::BufferedMessage;
 use super::{body, check_id, records, Spool, SpoolOp};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -11,6 +13,17 @@ use std::path::PathBuf;
 /// Size of the write buffer in front of the message file.
 const WRITE_BUFFER: usize = 64 * 1024;
 
+/// Where a message's bytes are so far.
+#[derive(Debug)]
+enum Content {
+    /// All in memory: no file of its own yet.
+    Memory(Vec<u8>),
+    /// In `i.<msgid>`, behind a write buffer.
+    File(BufWriter<File>),
+    /// Given up or handed on.
+    Closed,
+}
+
 /// A message being received. Write the body with [`IncomingMessage::write_chunk`], add
 /// one record per recipient with [`IncomingMessage::add_envelope`], then commit it
 /// through a [`super::GroupCommitter`] (or [`IncomingMessage::commit`] alone). Dropping
@@ -19,7 +32,7 @@ const WRITE_BUFFER: usize = 64 * 1024;
 pub struct IncomingMessage {
     spool: Spool,
     msgid: String,
-    message: Option<BufWriter<File>>,
+    content: Content,
     envelopes: Vec<(String, Vec<u8>)>,
     bytes_written: u64,
     done: bool,
@@ -27,23 +40,69 @@ pub struct IncomingMessage {
 
 impl IncomingMessage {
     pub(super) fn create(spool: Spool, msgid: &str) -> io::Result<IncomingMessage> {
-        let path = spool.incoming_path(msgid);
-        let file = match spool.pool().take(&path) {
-            // An incoming file is never committed: a leftover to replace.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                fs::remove_file(&path)?;
-                spool.pool().take(&path)?
-            }
-            other => other?,
-        };
         Ok(IncomingMessage {
             spool,
             msgid: msgid.to_owned(),
-            message: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            content: Content::Memory(Vec::new()),
             envelopes: Vec::new(),
             bytes_written: 0,
             done: false,
         })
+    }
+
+    /// Take the message's own file, `i.<msgid>`, and write what memory held into it.
+    fn open_file(&mut self) -> io::Result<&mut BufWriter<File>> {
+        if let Content::Memory(_) = self.content {
+            let path = self.spool.incoming_path(&self.msgid);
+            let file = match self.spool.pool().take(&path) {
+                // An incoming file is never committed: a leftover to replace.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    fs::remove_file(&path)?;
+                    self.spool.pool().take(&path)?
+                }
+                other => other?,
+            };
+            // From here on the file is ours: dropped, the message removes it.
+            let writer = BufWriter::with_capacity(WRITE_BUFFER, file);
+            if let Content::Memory(held) =
+                std::mem::replace(&mut self.content, Content::File(writer))
+            {
+                if let Content::File(writer) = &mut self.content {
+                    writer.write_all(&held)?;
+                }
+            }
+        }
+        match &mut self.content {
+            Content::File(writer) => Ok(writer),
+            _ => Err(closed()),
+        }
+    }
+
+    /// The message whole in memory with its envelope records, to be committed in a file
+    /// shared with its batch; the message itself when it has a file of its own already.
+    ///
+    /// # Errors
+    /// The message, when it is not (only) in memory.
+    pub fn into_buffered(mut self) -> Result<BufferedMessage, IncomingMessage> {
+        match std::mem::replace(&mut self.content, Content::Closed) {
+            Content::Memory(content) => {
+                self.done = true;
+                Ok(BufferedMessage {
+                    msgid: std::mem::take(&mut self.msgid),
+                    content,
+                    envelopes: std::mem::take(&mut self.envelopes),
+                })
+            }
+            other => {
+                self.content = other;
+                Err(self)
+            }
+        }
+    }
+
+    /// Whether this message was created from a spool at `root`.
+    pub(super) fn is_of(&self, root: &std::path::Path) -> bool {
+        self.spool.root() == root
     }
 
     /// The message id.
@@ -59,16 +118,22 @@ impl IncomingMessage {
     /// Whether appending `len` bytes stays in the write buffer (no system call), so an
     /// async runtime may do it on its executor rather than on a blocking thread.
     pub fn fits_in_buffer(&self, len: usize) -> bool {
-        self.message
-            .as_ref()
-            .is_some_and(|w| w.capacity().saturating_sub(w.buffer().len()) >= len)
+        match &self.content {
+            Content::Memory(held) => held.len().saturating_add(len) <= WRITE_BUFFER,
+            Content::File(w) => w.capacity().saturating_sub(w.buffer().len()) >= len,
+            Content::Closed => false,
+        }
     }
 
     /// Append message bytes (buffered; nothing is durable before the commit).
     pub fn write_chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
         self.spool.fault(SpoolOp::WriteChunk, &self.msgid)?;
-        let writer = self.message.as_mut().ok_or_else(closed)?;
-        writer.write_all(chunk)?;
+        match &mut self.content {
+            Content::Memory(held) if held.len().saturating_add(chunk.len()) <= WRITE_BUFFER => {
+                held.extend_from_slice(chunk);
+            }
+            _ => self.open_file()?.write_all(chunk)?,
+        }
         self.bytes_written = self.bytes_written.saturating_add(chunk.len() as u64);
         Ok(())
     }
@@ -91,11 +156,14 @@ impl IncomingMessage {
     /// Give the message up and remove what was written.
     pub fn abort(mut self) -> io::Result<()> {
         self.done = true;
-        self.message = None;
-        self.spool
-            .pool()
-            .recycle(&self.spool.incoming_path(&self.msgid))
-            .map(|_| ())
+        match std::mem::replace(&mut self.content, Content::Closed) {
+            Content::File(_) => self
+                .spool
+                .pool()
+                .recycle(&self.spool.incoming_path(&self.msgid))
+                .map(|_| ()),
+            Content::Memory(_) | Content::Closed => Ok(()),
+        }
     }
 
     /// Commit this message alone (one fsync of `queue/` for it): prefer a
@@ -112,6 +180,8 @@ impl IncomingMessage {
     /// syncs and publishes.
     pub(super) fn prepare(mut self) -> io::Result<PreparedCommit> {
         self.spool.fault(SpoolOp::Commit, &self.msgid)?;
+        self.open_file()?;
+        // From here on the prepared commit removes the file if it is dropped unpublished.
         self.done = true;
         let mut prepared = PreparedCommit {
             spool: self.spool.clone(),
@@ -120,7 +190,10 @@ impl IncomingMessage {
             synced: false,
             published: false,
         };
-        let mut writer = self.message.take().ok_or_else(closed)?;
+        let Content::File(mut writer) = std::mem::replace(&mut self.content, Content::Closed)
+        else {
+            return Err(closed());
+        };
         let records = records::encode(&self.envelopes);
         let tail = body::close_unit(&mut writer, &prepared.msgid, self.bytes_written, &records)?;
         let file = writer.into_inner().map_err(|e| e.into_error())?;
@@ -134,11 +207,12 @@ impl IncomingMessage {
 impl Drop for IncomingMessage {
     fn drop(&mut self) {
         if !self.done {
-            self.message = None;
-            let _ = self
-                .spool
-                .pool()
-                .recycle(&self.spool.incoming_path(&self.msgid));
+            if let Content::File(_) = std::mem::replace(&mut self.content, Content::Closed) {
+                let _ = self
+                    .spool
+                    .pool()
+                    .recycle(&self.spool.incoming_path(&self.msgid));
+            }
         }
     }
 }
