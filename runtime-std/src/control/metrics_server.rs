@@ -7,12 +7,12 @@
 //! Anyone who can reach the address reads the counters (as anyone may ask `smtpctl show
 //! stats`); an address that is not loopback shows them to that network.
 
+use super::accept_thread::AcceptThread;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mta_core::control::{Request, Response};
@@ -35,11 +35,7 @@ const LINGER: Duration = Duration::from_millis(200);
 /// The listening endpoint; dropping it stops the thread.
 pub struct MetricsServer {
     addr: SocketAddr,
-    /// The listening socket's descriptor, owned by the accept thread; shut down to wake
-    /// its `accept`.
-    listener_fd: std::os::unix::io::RawFd,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _accept: AcceptThread,
 }
 
 impl std::fmt::Debug for MetricsServer {
@@ -60,36 +56,18 @@ impl MetricsServer {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let listener_fd = listener.as_raw_fd();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("metrics".to_owned())
-            .spawn(move || accept_loop(&listener, target.as_ref(), &flag))?;
+        let accept = AcceptThread::spawn("metrics", listener_fd, move |stop| {
+            accept_loop(&listener, target.as_ref(), stop)
+        })?;
         Ok(MetricsServer {
             addr,
-            listener_fd,
-            stop,
-            thread: Some(thread),
+            _accept: accept,
         })
     }
 
     /// The address it listens on (with the port the system chose for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // SAFETY: the descriptor stays open until the accept thread, joined below, ends;
-        // shutting a listening socket down makes a blocked accept return on Linux.
-        unsafe {
-            libc::shutdown(self.listener_fd, libc::SHUT_RDWR);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! credentials (`SO_PEERCRED`) say. The socket is mode 0666 when the daemon runs as root
 //! (so local users can submit) and 0600 otherwise.
 
+mod accept_thread;
 mod client;
 pub mod engine_target;
 pub mod metrics_server;

@@ -7,10 +7,11 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mta_core::control::{encode, FrameDecoder, Request, Response};
+
+use super::accept_thread::AcceptThread;
 
 /// How many control clients may be connected at once; more are closed at once.
 pub const MAX_CLIENTS: usize = 32;
@@ -30,11 +31,8 @@ pub trait ControlTarget: Send + Sync {
 /// file (clients already connected finish their current request).
 pub struct ControlServer {
     path: PathBuf,
-    /// The listening socket's descriptor, owned by the accept thread; shut down to wake
-    /// its `accept` (the socket file may be gone by then).
-    listener_fd: std::os::unix::io::RawFd,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    /// Stopped (and waited for) before the socket file is removed.
+    accept: Option<AcceptThread>,
 }
 
 impl std::fmt::Debug for ControlServer {
@@ -69,16 +67,12 @@ impl ControlServer {
         let mode = if owner == 0 { 0o666 } else { 0o600 };
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
         let listener_fd = listener.as_raw_fd();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("control".to_owned())
-            .spawn(move || accept_loop(&listener, &target, &flag, owner))?;
+        let accept = AcceptThread::spawn("control", listener_fd, move |stop| {
+            accept_loop(&listener, &target, stop, owner)
+        })?;
         Ok(ControlServer {
             path: path.to_owned(),
-            listener_fd,
-            stop,
-            thread: Some(thread),
+            accept: Some(accept),
         })
     }
 
@@ -90,16 +84,7 @@ impl ControlServer {
 
 impl Drop for ControlServer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept call: shutting a listening socket down makes a blocked accept
-        // return on Linux, even when its file was removed.
-        // SAFETY: the descriptor stays open until the accept thread, joined below, ends.
-        unsafe {
-            libc::shutdown(self.listener_fd, libc::SHUT_RDWR);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        drop(self.accept.take());
         let _ = std::fs::remove_file(&self.path);
     }
 }
