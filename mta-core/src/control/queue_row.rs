@@ -135,13 +135,14 @@ impl QueueRow {
 /// The address family of a client address written as text (`192.0.2.1`,
 /// `[2001:db8::1]:25`, `local`...).
 fn family(source: &str) -> &'static str {
+    use std::net::{IpAddr, SocketAddr}; // allow-impure: address values, no socket
     let trimmed = source.trim();
-    let host = if let Ok(addr) = trimmed.parse::<std::net::SocketAddr>() {
+    let host = if let Ok(addr) = trimmed.parse::<SocketAddr>() {
         addr.ip()
     } else if let Ok(ip) = trimmed
         .trim_start_matches('[')
         .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
+        .parse::<IpAddr>()
     {
         ip
     } else {

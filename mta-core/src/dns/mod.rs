@@ -30,7 +30,7 @@ pub use wire::{
 };
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::SocketAddr; // allow-impure: address values, no socket
 use std::time::Duration;
 
 use bytes::Bytes;

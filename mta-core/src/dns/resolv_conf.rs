@@ -2,7 +2,7 @@
 //!
 //! Pure parsers: the runtime reads the file and hands its text in.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr}; // allow-impure: address values, no socket
 
 /// The DNS port (RFC 1035 §4.2).
 pub const DNS_PORT: u16 = 53;

@@ -1,7 +1,7 @@
 //! DNS messages on the wire: a query encoded and an answer decoded with `hickory-proto`
 //! message types (RFC 1035 §4), reduced to what MX routing needs.
 
-use std::net::IpAddr;
+use std::net::IpAddr; // allow-impure: address values, no socket
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};

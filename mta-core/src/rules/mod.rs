@@ -15,7 +15,7 @@ mod criteria;
 #[cfg(test)]
 mod tests;
 
-use std::net::IpAddr;
+use std::net::IpAddr; // allow-impure: address values, no socket
 
 use crate::config::{Config, Decision};
 use criteria::{CompiledRule, Ctx};

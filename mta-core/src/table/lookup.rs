@@ -1,7 +1,7 @@
 //! Lookups by kind (table(5) "TABLE TYPES"): what a table means depends on where it is
 //! used, so each use has its own method on [`Table`].
 
-use std::net::IpAddr;
+use std::net::IpAddr; // allow-impure: address values, no socket
 use std::str::FromStr;
 
 use super::alias::{split_alias_list, AliasError, AliasTarget};

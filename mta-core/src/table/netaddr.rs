@@ -2,7 +2,7 @@
 //! `ipv6:::1`, `192.168.1.0/24`, `2001:db8::/32`.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::IpAddr; // allow-impure: address values, no socket
 use std::str::FromStr;
 
 /// An address and a prefix length: one exact address (full prefix) or a CIDR network.
