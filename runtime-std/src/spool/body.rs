@@ -145,15 +145,6 @@ pub(crate) fn locate(file: &File, msgid: &str) -> io::Result<Unit> {
     Err(damaged(&format!("no unit of message {msgid}")))
 }
 
-/// The envelope records message `msgid` was committed with, from its file.
-pub(crate) fn committed_records(file: &File, msgid: &str) -> io::Result<Vec<u8>> {
-    let unit = locate(file, msgid)?;
-    let len = usize::try_from(unit.records_len).map_err(|_| damaged("records too large"))?;
-    let mut records = vec![0u8; len];
-    file.read_exact_at(&mut records, unit.start.saturating_add(unit.message_len))?;
-    Ok(records)
-}
-
 /// A queued message opened for reading: the message bytes of its unit and nothing else,
 /// read from the first byte (positioned reads, so a descriptor passed to another process
 /// reads the same whatever its shared offset).
@@ -162,6 +153,8 @@ pub struct QueuedBody {
     file: File,
     start: u64,
     len: u64,
+    /// The length of the records that follow the message in its unit.
+    records_len: u64,
     pos: u64,
 }
 
@@ -176,8 +169,18 @@ impl QueuedBody {
             file,
             start: unit.start,
             len: unit.message_len,
+            records_len: unit.records_len,
             pos: 0,
         })
+    }
+
+    /// The envelope records the message was committed with.
+    pub(crate) fn committed_records(&self) -> io::Result<Vec<u8>> {
+        let len = usize::try_from(self.records_len).map_err(|_| damaged("records too large"))?;
+        let mut records = vec![0u8; len];
+        self.file
+            .read_exact_at(&mut records, self.start.saturating_add(self.len))?;
+        Ok(records)
     }
 
     /// The message's length in bytes.
@@ -278,8 +281,8 @@ mod tests {
         }
         let file = scratch("shared", &bytes);
         for (msgid, text, records) in [("a", "first", "ra"), ("b", "", ""), ("c", "third", "rc")] {
-            assert_eq!(committed_records(&file, msgid).unwrap(), records.as_bytes());
             let mut body = QueuedBody::open(file.try_clone().unwrap(), msgid).unwrap();
+            assert_eq!(body.committed_records().unwrap(), records.as_bytes());
             let mut read = String::new();
             body.read_to_string(&mut read).unwrap();
             assert_eq!(read, text);

@@ -329,28 +329,25 @@ fn commit_batch(spool: &Spool, batch: Vec<Request>, counters: &Counters) {
             }
         }
     }
-    let shared = commit_shared(spool, buffered);
+    // From here a commit is its message id (none when it failed before it had one).
+    let mut outcomes: Vec<(Option<String>, io::Result<()>, CommitCompletion)> = staged
+        .into_iter()
+        .map(|(prepared, result, done)| (prepared.map(|p| p.msgid().to_owned()), result, done))
+        .collect();
+    outcomes.extend(
+        commit_shared(spool, buffered)
+            .into_iter()
+            .map(|(msgid, result, done)| (Some(msgid), result, done)),
+    );
     let queue_synced = spool.sync();
     counters.batches.fetch_add(1, Ordering::Relaxed);
-    for (msgid, mut result, done) in shared {
-        if let (Err(e), Ok(())) = (&queue_synced, &result) {
-            let _ = spool.purge(&msgid);
+    for (msgid, mut result, done) in outcomes {
+        if let (Err(e), Some(msgid), Ok(())) = (&queue_synced, &msgid, &result) {
+            // The rename or link may not survive a crash: take the message back out so
+            // that the client, told to retry, does not get it delivered twice.
+            let _ = spool.purge(msgid);
             result = Err(io::Error::new(e.kind(), e.to_string()));
         }
-        match &result {
-            Ok(()) => counters.commits.fetch_add(1, Ordering::Relaxed),
-            Err(_) => counters.failures.fetch_add(1, Ordering::Relaxed),
-        };
-        done(result);
-    }
-    for (prepared, mut result, done) in staged {
-        if let (Err(e), Some(prepared), Ok(())) = (&queue_synced, &prepared, &result) {
-            // The rename may not survive a crash: take the message back out so that the
-            // client, told to retry, does not get it delivered twice.
-            let _ = spool.purge(prepared.msgid());
-            result = Err(io::Error::new(e.kind(), e.to_string()));
-        }
-        drop(prepared);
         match &result {
             Ok(()) => counters.commits.fetch_add(1, Ordering::Relaxed),
             Err(_) => counters.failures.fetch_add(1, Ordering::Relaxed),

@@ -4,7 +4,7 @@
 //! or, still whole in memory, in a file shared with its batch ([`super::shared`]).
 
 use super::shared::BufferedMessage;
-use super::{body, check_id, records, Spool, SpoolOp};
+use super::{body, records, Spool, SpoolOp};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::io::AsRawFd;
@@ -53,15 +53,9 @@ impl IncomingMessage {
     /// Take the message's own file, `i.<msgid>`, and write what memory held into it.
     fn open_file(&mut self) -> io::Result<&mut BufWriter<File>> {
         if let Content::Memory(_) = self.content {
+            // An incoming file is never committed: a leftover there is replaced.
             let path = self.spool.incoming_path(&self.msgid);
-            let file = match self.spool.pool().take(&path) {
-                // An incoming file is never committed: a leftover to replace.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    fs::remove_file(&path)?;
-                    self.spool.pool().take(&path)?
-                }
-                other => other?,
-            };
+            let file = self.spool.pool().take_replacing(&path)?;
             // From here on the file is ours: dropped, the message removes it.
             let writer = BufWriter::with_capacity(WRITE_BUFFER, file);
             if let Content::Memory(held) =
@@ -141,14 +135,8 @@ impl IncomingMessage {
     /// Keep the record of envelope `evpid` (opaque bytes, e.g. the queue record format),
     /// to become visible with the message at the commit.
     pub fn add_envelope(&mut self, evpid: &str, record: &[u8]) -> io::Result<()> {
-        check_id(evpid)?;
-        self.spool.fault(SpoolOp::AddEnvelope, &self.msgid)?;
-        if self.envelopes.iter().any(|(id, _)| id == evpid) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("envelope {evpid} added twice"),
-            ));
-        }
+        self.spool
+            .check_new_envelope(&self.msgid, evpid, &self.envelopes)?;
         self.envelopes.push((evpid.to_owned(), record.to_vec()));
         Ok(())
     }

@@ -196,6 +196,19 @@ pub(crate) fn create_private_file(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Write what `content` holds into the private file `path` (0600, replacing one there)
+/// and fsync it: a copy set aside in `corrupt/`.
+pub(crate) fn write_aside(path: &Path, content: &mut dyn io::Read) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    io::copy(content, &mut file)?;
+    file.sync_data()
+}
+
 fn not_found_is_ok(result: io::Result<()>) -> io::Result<()> {
     match result {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -316,7 +329,7 @@ impl Spool {
         let bytes = match fs::read(self.envelopes_path(msgid)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 match File::open(self.body_path(msgid)) {
-                    Ok(file) => body::committed_records(&file, msgid)?,
+                    Ok(file) => QueuedBody::open(file, msgid)?.committed_records()?,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(no_message(msgid)),
                     Err(e) => return Err(e),
                 }
@@ -340,8 +353,7 @@ impl Spool {
             return Ok(());
         }
         let tmp = self.rewrite_path(msgid);
-        self.inner.pool.recycle(&tmp)?;
-        let mut file = self.inner.pool.take(&tmp)?;
+        let mut file = self.inner.pool.take_replacing(&tmp)?;
         let records = records::encode(envelopes);
         let written = file
             .write_all(&records)
@@ -353,6 +365,25 @@ impl Spool {
         }
         fs::rename(&tmp, self.envelopes_path(msgid))?;
         self.inner.syncer.dirty();
+        Ok(())
+    }
+
+    /// Refuse envelope `evpid` of message `msgid` where the spool would: an invalid id,
+    /// an injected fault, or an id among the message's envelopes `before`.
+    pub(crate) fn check_new_envelope(
+        &self,
+        msgid: &str,
+        evpid: &str,
+        before: &[(String, Vec<u8>)],
+    ) -> io::Result<()> {
+        check_id(evpid)?;
+        self.fault(SpoolOp::AddEnvelope, msgid)?;
+        if before.iter().any(|(id, _)| id == evpid) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("envelope {evpid} added twice"),
+            ));
+        }
         Ok(())
     }
 
@@ -421,24 +452,10 @@ impl Spool {
         let kept = corrupt.join(format!("{msgid}.message"));
         if !kept.exists() {
             let mut message = QueuedBody::open(File::open(self.body_path(msgid))?, msgid)?;
-            let mut copy = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&kept)?;
-            io::copy(&mut message, &mut copy)?;
-            copy.sync_data()?;
+            write_aside(&kept, &mut message)?;
         }
         let aside = corrupt.join(format!("{msgid}.{evpid}.envelope"));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&aside)?;
-        file.write_all(&record)?;
-        file.sync_data()?;
+        write_aside(&aside, &mut record.as_slice())?;
         sync_dir(&corrupt)?;
         self.write_envelopes(msgid, &envelopes)?;
         self.inner.syncer.sync_now()

@@ -86,6 +86,18 @@ impl FilePool {
         }
     }
 
+    /// [`FilePool::take`], replacing a leftover at `target` (a scratch name a crash or a
+    /// failed attempt left behind, never a committed file), which is retired first.
+    pub(super) fn take_replacing(&self, target: &Path) -> io::Result<File> {
+        match self.take(target) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.recycle(target)?;
+                self.take(target)
+            }
+            other => other,
+        }
+    }
+
     /// Retire the file at `path`: renamed to a spare name, or deleted when the pool is
     /// full. False when there was no such file.
     pub(super) fn recycle(&self, path: &Path) -> io::Result<bool> {

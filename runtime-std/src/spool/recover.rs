@@ -3,7 +3,7 @@
 //! and collect the queue to reload.
 
 use super::{
-    body, check_id, create_private_file, list_dir, not_found_is_ok, records, sync_dir,
+    body, check_id, create_private_file, list_dir, not_found_is_ok, records, sync_dir, write_aside,
     QueuedMessage, Recovered, Spool,
 };
 use std::collections::BTreeMap;
@@ -173,16 +173,13 @@ fn set_aside(spool: &Spool, msgid: &str) -> io::Result<()> {
     if message.exists() {
         let opened = File::open(&message).and_then(|f| body::QueuedBody::open(f, msgid));
         if let Ok(mut body) = opened {
-            let records = File::open(&message).and_then(|f| body::committed_records(&f, msgid))?;
-            for (suffix, bytes) in [("records", None), ("message", Some(&mut body))] {
-                let target = corrupt_target(spool, &format!("{msgid}.{suffix}"));
-                let mut copy = create_private_file(&target)?;
-                match bytes {
-                    Some(body) => io::copy(body, &mut copy).map(|_| ())?,
-                    None => copy.write_all(&records)?,
-                }
-                copy.sync_data()?;
-            }
+            let records = body.committed_records()?;
+            let target = corrupt_target(spool, &format!("{msgid}.records"));
+            write_aside(&target, &mut records.as_slice())?;
+            write_aside(
+                &corrupt_target(spool, &format!("{msgid}.message")),
+                &mut body,
+            )?;
             fs::remove_file(&message)?;
         } else {
             fs::rename(&message, corrupt_target(spool, &format!("{msgid}.message")))?;
@@ -207,8 +204,7 @@ fn has_unit(path: &Path, msgid: &str) -> io::Result<bool> {
 fn add_footer(spool: &Spool, msgid: &str) -> io::Result<()> {
     let target = spool.body_path(msgid);
     let scratch = spool.incoming_path(msgid);
-    spool.pool().recycle(&scratch)?;
-    let mut copy = spool.pool().take(&scratch)?;
+    let mut copy = spool.pool().take_replacing(&scratch)?;
     let written = (|| {
         let length = io::copy(&mut File::open(&target)?, &mut copy)?;
         let tail = body::close_unit(&mut copy, msgid, length, &records::encode(&[]))?;

@@ -34,18 +34,8 @@ impl BufferedMessage {
         check_id(&self.msgid)?;
         spool.fault(SpoolOp::CreateIncoming, &self.msgid)?;
         for (n, (evpid, _)) in self.envelopes.iter().enumerate() {
-            check_id(evpid)?;
-            spool.fault(SpoolOp::AddEnvelope, &self.msgid)?;
-            let twice = self
-                .envelopes
-                .get(..n)
-                .is_some_and(|before| before.iter().any(|(id, _)| id == evpid));
-            if twice {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("envelope {evpid} added twice"),
-                ));
-            }
+            let before = self.envelopes.get(..n).unwrap_or_default();
+            spool.check_new_envelope(&self.msgid, evpid, before)?;
         }
         spool.fault(SpoolOp::Commit, &self.msgid)
     }
@@ -72,15 +62,9 @@ impl Spool {
         let first = messages
             .first()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "an empty batch"))?;
+        // A scratch file is never committed: a leftover there is replaced.
         let scratch = self.incoming_path(&first.msgid);
-        let file = match self.pool().take(&scratch) {
-            // A scratch file is never committed: a leftover to replace.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                fs::remove_file(&scratch)?;
-                self.pool().take(&scratch)?
-            }
-            other => other?,
-        };
+        let file = self.pool().take_replacing(&scratch)?;
         let shared = SharedFile {
             spool: self.clone(),
             scratch,
