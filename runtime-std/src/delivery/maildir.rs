@@ -220,11 +220,7 @@ fn create_scratch(tmp_dir: &Path, name: &str) -> io::Result<(File, Scratch)> {
         }
     }
     let path = tmp_dir.join(name);
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
+    let file = crate::spool::create_private_file(&path)?;
     Ok((file, Scratch::Named(path)))
 }
 
@@ -245,9 +241,7 @@ static EMPTY_PATH_REFUSED: std::sync::atomic::AtomicBool =
 fn link_anonymous(file: &File, target: &Path) -> io::Result<()> {
     use std::ffi::CString;
     use std::os::fd::AsRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let target = CString::new(target.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let target = crate::spool::c_path(target)?;
     let link = |dirfd: libc::c_int, source: &std::ffi::CStr, flags: libc::c_int| {
         // SAFETY: both paths are NUL-terminated and live for the call; the descriptor is
         // open for its duration.

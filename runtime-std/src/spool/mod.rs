@@ -510,10 +510,15 @@ impl Spool {
     }
 }
 
+/// `path` as the C string a system call takes.
+pub(crate) fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
 /// Bytes available to unprivileged users on the file system holding `path` (statvfs).
 pub fn free_bytes(path: &Path) -> io::Result<u64> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let c_path = c_path(path)?;
     // SAFETY: statvfs only writes into the zeroed struct we own; the path is NUL-terminated.
     let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid for the duration of the call.

@@ -10,7 +10,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -162,10 +161,8 @@ fn not_found_is_false(result: io::Result<()>) -> io::Result<bool> {
 
 /// rename(2) that fails with `AlreadyExists` rather than replace `to`.
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    let from = std::ffi::CString::new(from.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    let to = std::ffi::CString::new(to.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let from = super::c_path(from)?;
+    let to = super::c_path(to)?;
     // SAFETY: both paths are NUL-terminated and live for the call.
     let rc = unsafe {
         libc::renameat2(
