@@ -149,16 +149,30 @@ impl Written {
         }
     }
 
+    /// The file being written, for a caller that makes several durable at once.
+    pub fn file(&self) -> Option<&File> {
+        self.file.as_ref()
+    }
+
     /// The second half of [`store`]: fsync the file, ask `abandon` (see
     /// [`deliver_unless`]), give it its name in `new/` and return that directory, whose
     /// fsync makes the delivery durable.
     ///
     /// # Errors
     /// Any file system error, or the abandon; the file is removed then.
-    pub fn finish(mut self, abandon: &dyn Fn() -> bool) -> io::Result<PathBuf> {
+    pub fn finish(self, abandon: &dyn Fn() -> bool) -> io::Result<PathBuf> {
         if let Some(file) = &self.file {
             file.sync_all()?;
         }
+        self.finish_flushed(abandon)
+    }
+
+    /// [`Written::finish`] without the file's own fsync, for a caller that has made it
+    /// durable since it was written, with others ([`super::batch_flush`]).
+    ///
+    /// # Errors
+    /// As [`Written::finish`].
+    pub fn finish_flushed(mut self, abandon: &dyn Fn() -> bool) -> io::Result<PathBuf> {
         if abandon() {
             return Err(io::Error::new(
                 io::ErrorKind::Interrupted,

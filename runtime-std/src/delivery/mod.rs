@@ -6,6 +6,7 @@
 //! outcome. [`user::run_as_user`] runs an agent with the recipient's privileges, and
 //! [`user::lookup_user`] finds the recipient's account.
 
+pub mod batch_flush;
 pub mod dir_sync;
 mod lines;
 pub mod lmtp;

@@ -8,21 +8,24 @@
 //! the root fork server opened for it, and answers each with one reply packet.
 //!
 //! It takes every request waiting on its socket (up to [`MAX_BATCH`]), writes each
-//! message into `tmp/` and starts its write-back ([`maildir::write_tmp`]), then fsyncs
-//! and renames each into `new/` ([`maildir::Written::finish`]: the data of the batch went
-//! to the disk together), then fsyncs each distinct `new/` directory of the batch once,
-//! and only then answers: a delivery counts only once its directory entry is durable. It exits when its socket closes (the
+//! message into `tmp/` ([`maildir::write_tmp`]), makes them durable together (one
+//! `syncfs` per file system, or each its own fsync: [`batch_flush`]), links each into
+//! `new/` ([`maildir::Written::finish`]), then fsyncs each distinct `new/` directory of
+//! the batch once, and only then answers: a delivery counts only once its directory
+//! entry is durable. It exits when its socket closes (the
 //! fork server retired it, or is gone).
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use mta_core::expand::LocalMethod;
 
 use super::agents::AgentKey;
 use super::wire::{self, Received};
+use crate::delivery::batch_flush::{self, FileFlush, FlushPolicy};
 use crate::delivery::maildir::{self, KnownMaildirs, Written};
 use crate::delivery::user::{drop_in_place, run_as_user};
 use crate::delivery::DeliveryOutcome;
@@ -67,12 +70,13 @@ pub fn run(socket: RawFd, key: &AgentKey, abandon: &dyn Fn() -> bool) -> ! {
 /// Deliver batches until the socket closes.
 fn serve(socket: RawFd, key: &AgentKey, abandon: &dyn Fn() -> bool) {
     let mut known = KnownMaildirs::new();
+    let mut flush = FlushPolicy::default();
     let mut buf = vec![0u8; MAX_PACKET];
     loop {
         let Some((batch, closed)) = receive_batch(socket, &mut buf) else {
             return;
         };
-        for (id, reply) in deliver_batch(&mut known, key, batch, abandon) {
+        for (id, reply) in deliver_batch(&mut known, &mut flush, key, batch, abandon) {
             let packet = fork_request::encode_reply(id, &reply);
             if wire::send(socket, &packet, true).is_err() {
                 return;
@@ -107,46 +111,56 @@ fn receive_batch(socket: RawFd, buf: &mut [u8]) -> Option<(Vec<Item>, bool)> {
     Some((batch, false))
 }
 
-/// Deliver a batch as `key`'s user and say how each went: store every message, fsync
-/// each `new/` directory touched once, then Delivered for those stored, in order.
+/// Deliver a batch as `key`'s user and say how each went: write every message, make
+/// them durable together, link them, fsync each `new/` directory touched once, then
+/// Delivered for those stored, in order.
 pub fn deliver_batch(
     known: &mut KnownMaildirs,
+    flush: &mut FlushPolicy,
     key: &AgentKey,
     batch: Vec<Item>,
     abandon: &dyn Fn() -> bool,
 ) -> Vec<(u64, Reply)> {
-    deliver_batch_with(known, key, batch, abandon, &maildir::sync_dir)
+    let durability = Durability {
+        sync_file_systems: &batch_flush::sync_file_systems,
+        sync_dir: &maildir::sync_dir,
+    };
+    deliver_batch_with(known, flush, key, batch, abandon, &durability)
 }
 
-/// [`deliver_batch`] with `sync_dir` standing for the directory fsync (tests make it
-/// fail).
+/// The two steps that make a batch durable; tests make them fail.
+pub struct Durability<'a> {
+    /// [`batch_flush::sync_file_systems`].
+    pub sync_file_systems: &'a dyn Fn(&[&File]) -> std::io::Result<()>,
+    /// [`maildir::sync_dir`].
+    pub sync_dir: &'a dyn Fn(&Path) -> std::io::Result<()>,
+}
+
+/// [`deliver_batch`] with `durability` standing for the file system and directory
+/// syncs.
 pub fn deliver_batch_with(
     known: &mut KnownMaildirs,
+    flush: &mut FlushPolicy,
     key: &AgentKey,
     batch: Vec<Item>,
     abandon: &dyn Fn() -> bool,
-    sync_dir: &dyn Fn(&Path) -> std::io::Result<()>,
+    durability: &Durability<'_>,
 ) -> Vec<(u64, Reply)> {
-    // Every message written first, its write-back started, so that the fsyncs after
-    // find the data of the whole batch on its way together.
     let written: Vec<(u64, WriteResult<'_>)> = batch
         .iter()
-        .map(|(id, request, file)| {
-            let written = write_one(known, key, request, file.as_ref());
-            // Alone, the message's own fsync comes next: nothing to overlap.
-            if let (Ok((message, _)), true) = (&written, batch.len() > 1) {
-                message.start_writeback();
-            }
-            (*id, written)
-        })
+        .map(|(id, request, file)| (*id, write_one(known, key, request, file.as_ref())))
         .collect();
+    let flushed = flush_together(&written, flush, durability);
     let stored: Vec<(u64, Result<PathBuf, Reply>)> = written
         .into_iter()
         .map(|(id, result)| {
             let finished = result.and_then(|(written, maildir)| {
-                written
-                    .finish(abandon)
-                    .map_err(|e| reply_of(maildir::failure(maildir, &e)))
+                let linked = if flushed {
+                    written.finish_flushed(abandon)
+                } else {
+                    written.finish(abandon)
+                };
+                linked.map_err(|e| reply_of(maildir::failure(maildir, &e)))
             });
             (id, finished)
         })
@@ -155,7 +169,7 @@ pub fn deliver_batch_with(
     for dir in stored.iter().filter_map(|(_, s)| s.as_ref().ok()) {
         synced
             .entry(dir.as_path())
-            .or_insert_with(|| sync_dir(dir).map_err(|e| e.to_string()));
+            .or_insert_with(|| (durability.sync_dir)(dir).map_err(|e| e.to_string()));
     }
     stored
         .iter()
@@ -176,6 +190,36 @@ pub fn deliver_batch_with(
             (*id, reply)
         })
         .collect()
+}
+
+/// Make the written files of a batch durable with one `syncfs` per file system when
+/// `flush` says so: true when that succeeded. Otherwise each file gets its own fsync as
+/// it is finished; their write-back is started here so that those fsyncs overlap.
+fn flush_together(
+    written: &[(u64, WriteResult<'_>)],
+    flush: &mut FlushPolicy,
+    durability: &Durability<'_>,
+) -> bool {
+    let files: Vec<&File> = written
+        .iter()
+        .filter_map(|(_, w)| w.as_ref().ok().and_then(|(w, _)| w.file()))
+        .collect();
+    let started = Instant::now();
+    if flush.choose(files.len(), started) == FileFlush::FileSystem {
+        let synced = (durability.sync_file_systems)(&files);
+        flush.record(started.elapsed(), Instant::now());
+        if synced.is_ok() {
+            return true;
+        }
+    }
+    if files.len() > 1 {
+        for (_, w) in written {
+            if let Ok((message, _)) = w {
+                message.start_writeback();
+            }
+        }
+    }
+    false
 }
 
 /// A message written into `tmp/` with its maildir, or the reply that fails it.

@@ -45,6 +45,11 @@ pub struct AgentId(u64);
 pub struct AgentLimits {
     /// Agents per user: deliveries to one user still run in parallel, up to this many.
     pub per_user: usize,
+    /// Requests an agent may have outstanding before another starts for its user. An
+    /// agent delivers what waits for it as one batch under one flush, so one busy agent
+    /// per user costs fewer cache flushes than several with small batches; a second one
+    /// starts only when a whole batch is already waiting.
+    pub spill_at: usize,
     /// Agents in all: past it, users without an agent get one-shot children.
     pub total: usize,
     /// An agent with nothing outstanding for this long is retired.
@@ -54,6 +59,7 @@ pub struct AgentLimits {
 /// The limits of a running daemon.
 pub const LIMITS: AgentLimits = AgentLimits {
     per_user: 4,
+    spill_at: super::agent::MAX_BATCH,
     total: 64,
     idle: Duration::from_secs(30),
 };
@@ -97,16 +103,18 @@ impl<H> AgentTable<H> {
     }
 
     /// Where a delivery for `key` goes: the key's agent with the fewest requests
-    /// outstanding when one is idle or no more may start; a new agent when all are busy
-    /// and the limits allow it; a one-shot child when the key has no agent and none may
-    /// start.
+    /// outstanding while it has fewer than [`AgentLimits::spill_at`] or no more may
+    /// start; a new agent when all have that many and the limits allow it; a one-shot
+    /// child when the key has no agent and none may start.
     pub fn route(&self, key: &AgentKey) -> Route {
         let mine = self.agents.iter().filter(|a| &a.key == key);
         let count = mine.clone().count();
         let least = mine.min_by_key(|a| (a.outstanding.len(), a.id));
         let may_start = count < self.limits.per_user && self.agents.len() < self.limits.total;
         match least {
-            Some(agent) if agent.outstanding.is_empty() || !may_start => Route::Agent(agent.id),
+            Some(agent) if agent.outstanding.len() < self.limits.spill_at || !may_start => {
+                Route::Agent(agent.id)
+            }
             _ if may_start => Route::Start,
             _ => Route::OneShot,
         }

@@ -78,7 +78,13 @@ fn a_batch_lands_in_new_and_foreign_or_broken_requests_fail() {
         (5, Request::RemoveControlSocket, None),
         (6, job(user(1000), &maildir), Some(message(&d.0, 6))),
     ];
-    let replies = deliver_batch(&mut KnownMaildirs::new(), &key, batch, &|| false);
+    let replies = deliver_batch(
+        &mut KnownMaildirs::new(),
+        &mut FlushPolicy::default(),
+        &key,
+        batch,
+        &|| false,
+    );
     let ids: Vec<u64> = replies.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5, 6], "one reply each, in order");
     for (id, reply) in &replies {
@@ -104,7 +110,13 @@ fn an_abandoned_batch_leaves_nothing_behind() {
     let maildir = d.0.join("Maildir");
     let key = AgentKey::of(&user(1000));
     let batch = vec![(1, job(user(1000), &maildir), Some(message(&d.0, 1)))];
-    let replies = deliver_batch(&mut KnownMaildirs::new(), &key, batch, &|| true);
+    let replies = deliver_batch(
+        &mut KnownMaildirs::new(),
+        &mut FlushPolicy::default(),
+        &key,
+        batch,
+        &|| true,
+    );
     assert!(matches!(&replies[0].1, Reply::TempFail(t) if t.contains("abandoned")));
     assert_eq!(count(&maildir.join("new")), 0);
     assert_eq!(count(&maildir.join("tmp")), 0);
@@ -118,13 +130,27 @@ fn a_maildir_removed_after_its_check_is_made_again() {
     let mut known = KnownMaildirs::new();
     let first = vec![(1, job(user(1000), &maildir), Some(message(&d.0, 1)))];
     assert_eq!(
-        deliver_batch(&mut known, &key, first, &|| false)[0].1,
+        deliver_batch(
+            &mut known,
+            &mut FlushPolicy::default(),
+            &key,
+            first,
+            &|| false
+        )[0]
+        .1,
         Reply::Delivered
     );
     std::fs::remove_dir_all(&maildir).expect("remove");
     let again = vec![(2, job(user(1000), &maildir), Some(message(&d.0, 2)))];
     assert_eq!(
-        deliver_batch(&mut known, &key, again, &|| false)[0].1,
+        deliver_batch(
+            &mut known,
+            &mut FlushPolicy::default(),
+            &key,
+            again,
+            &|| false
+        )[0]
+        .1,
         Reply::Delivered
     );
     assert_eq!(count(&maildir.join("new")), 1);
@@ -141,14 +167,25 @@ fn a_failed_directory_fsync_fails_only_the_deliveries_into_that_directory() {
         (3, job(user(1000), &bad), Some(message(&d.0, 3))),
     ];
     let synced = std::cell::RefCell::new(Vec::new());
-    let replies = deliver_batch_with(&mut KnownMaildirs::new(), &key, batch, &|| false, &|dir| {
-        synced.borrow_mut().push(dir.to_path_buf());
-        if dir.starts_with(&bad) {
-            Err(std::io::Error::other("disk says no"))
-        } else {
-            maildir::sync_dir(dir)
-        }
-    });
+    let durability = Durability {
+        sync_file_systems: &batch_flush::sync_file_systems,
+        sync_dir: &|dir| {
+            synced.borrow_mut().push(dir.to_path_buf());
+            if dir.starts_with(&bad) {
+                Err(std::io::Error::other("disk says no"))
+            } else {
+                maildir::sync_dir(dir)
+            }
+        },
+    };
+    let replies = deliver_batch_with(
+        &mut KnownMaildirs::new(),
+        &mut FlushPolicy::default(),
+        &key,
+        batch,
+        &|| false,
+        &durability,
+    );
     assert_eq!(
         synced.into_inner(),
         [bad.join("new"), good.join("new")],
@@ -159,4 +196,69 @@ fn a_failed_directory_fsync_fails_only_the_deliveries_into_that_directory() {
     assert!(matches!(&replies[2].1, Reply::TempFail(t) if t.contains("disk says no")));
     // The files stay: a retry may deliver them twice, never lose them.
     assert_eq!(count(&bad.join("new")), 2);
+}
+
+#[test]
+fn a_batch_shares_one_file_system_sync_and_a_failed_one_falls_back_to_each_file() {
+    let d = dir("syncfs");
+    let maildir = d.0.join("Maildir");
+    let key = AgentKey::of(&user(1000));
+    for (fails, tag) in [(false, "shared"), (true, "fallback")] {
+        let batch: Vec<Item> = (1..=3)
+            .map(|n| {
+                (
+                    n,
+                    job(user(1000), &maildir),
+                    Some(message(&d.0, n as usize)),
+                )
+            })
+            .collect();
+        let calls = std::cell::RefCell::new(Vec::new());
+        let durability = Durability {
+            sync_file_systems: &|files| {
+                calls.borrow_mut().push(files.len());
+                if fails {
+                    Err(std::io::Error::other("write-back error"))
+                } else {
+                    batch_flush::sync_file_systems(files)
+                }
+            },
+            sync_dir: &maildir::sync_dir,
+        };
+        let replies = deliver_batch_with(
+            &mut KnownMaildirs::new(),
+            &mut FlushPolicy::default(),
+            &key,
+            batch,
+            &|| false,
+            &durability,
+        );
+        assert_eq!(calls.into_inner(), [3], "{tag}: one call for the batch");
+        assert!(
+            replies.iter().all(|(_, r)| *r == Reply::Delivered),
+            "{tag}: {replies:?}"
+        );
+    }
+    assert_eq!(count(&maildir.join("new")), 6);
+}
+
+#[test]
+fn a_batch_of_one_is_not_synced_as_a_file_system() {
+    let d = dir("single");
+    let maildir = d.0.join("Maildir");
+    let key = AgentKey::of(&user(1000));
+    let durability = Durability {
+        sync_file_systems: &|_| panic!("a single message gets its own fsync"),
+        sync_dir: &maildir::sync_dir,
+    };
+    let replies = deliver_batch_with(
+        &mut KnownMaildirs::new(),
+        &mut FlushPolicy::default(),
+        &key,
+        vec![(1, job(user(1000), &maildir), Some(message(&d.0, 1)))],
+        &|| false,
+        &durability,
+    );
+    assert_eq!(replies, [(1, Reply::Delivered)]);
+    assert_eq!(count(&maildir.join("new")), 1);
 }

@@ -10,6 +10,7 @@ fn key(uid: u32) -> AgentKey {
 
 const LIMITS: AgentLimits = AgentLimits {
     per_user: 2,
+    spill_at: 2,
     total: 3,
     idle: Duration::from_secs(30),
 };
@@ -21,7 +22,7 @@ fn a_user_without_agent_gets_one_started() {
 }
 
 #[test]
-fn an_idle_agent_is_reused_before_another_starts() {
+fn a_busy_agent_takes_more_until_a_batch_waits_then_another_starts() {
     let now = Instant::now();
     let mut table = AgentTable::new(LIMITS);
     let a = table.add(key(1), "a", now);
@@ -29,20 +30,28 @@ fn an_idle_agent_is_reused_before_another_starts() {
     table.sent(a, 10);
     assert_eq!(
         table.route(&key(1)),
+        Route::Agent(a),
+        "one outstanding, below spill_at: joins its next batch"
+    );
+    table.sent(a, 13);
+    assert_eq!(
+        table.route(&key(1)),
         Route::Start,
-        "all busy, below the cap"
+        "a whole batch waits, below the cap"
     );
     let b = table.add(key(1), "b", now);
     assert_eq!(table.route(&key(1)), Route::Agent(b));
     table.sent(b, 11);
     table.sent(b, 12);
+    table.sent(b, 14);
     assert_eq!(
         table.route(&key(1)),
         Route::Agent(a),
         "at the cap: the least loaded"
     );
-    assert!(table.answered(b, 11, now));
-    assert!(table.answered(b, 12, now));
+    for id in [11, 12, 14] {
+        assert!(table.answered(b, id, now));
+    }
     assert_eq!(table.route(&key(1)), Route::Agent(b), "b is idle again");
 }
 
