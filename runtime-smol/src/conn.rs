@@ -32,7 +32,7 @@ use runtime_std::auth::FAILURE_DELAY;
 use runtime_std::server::conn::{announce_tls, storage_refusal, ConnContext, ListenerTls};
 use runtime_std::server::mailbox::{Mailbox, Note};
 use runtime_std::server::trace::SmtpTrace;
-use runtime_std::spool::{BufferedMessage, IncomingMessage};
+use runtime_std::spool::{BufferedMessage, Expected, IncomingMessage};
 use runtime_std::tls::TlsInfo;
 use smol::{unblock, Async, Timer};
 use smtp_proto::server::{Action, Answer, Input, Question, ReqId, ServerConfig, ServerSession};
@@ -131,6 +131,7 @@ pub async fn serve(
         id,
         mailbox,
         receiving: Receiving::None,
+        expected: None,
         counter: ReceivedCounter::default(),
         out: Vec::new(),
         auth_asked: None,
@@ -160,6 +161,8 @@ struct Conn {
     id: u64,
     mailbox: Arc<Mailbox>,
     receiving: Receiving,
+    /// Held while a message is received: the group commit may wait for it a little.
+    expected: Option<Expected>,
     counter: ReceivedCounter,
     out: Vec<u8>,
     /// The AUTH question in flight and when it was asked.
@@ -306,6 +309,7 @@ impl Conn {
 
     /// Remove the open message's files, if one is open.
     async fn drop_message(&mut self) {
+        self.expected = None;
         if let Receiving::Open(message) = std::mem::replace(&mut self.receiving, Receiving::None) {
             let _ = unblock(move || message.abort()).await;
         }
@@ -335,6 +339,7 @@ impl Conn {
                 let mut data = Vec::with_capacity(header.len().max(4096));
                 data.extend_from_slice(&header);
                 self.receiving = Receiving::Buffered(msgid, data);
+                self.expected = Some(self.ctx.committer.expect());
             }
             Note::Commit { msgid, envelopes } => {
                 let result = self.commit(&msgid, envelopes).await;
@@ -366,6 +371,7 @@ impl Conn {
         msgid: &str,
         envelopes: Vec<(String, Vec<u8>)>,
     ) -> Result<(), String> {
+        self.expected = None;
         let staged = match std::mem::replace(&mut self.receiving, Receiving::None) {
             Receiving::Buffered(id, data) if id == msgid => Staged::Buffered(id, data),
             Receiving::Open(message) if message.msgid() == msgid => Staged::Open(message),

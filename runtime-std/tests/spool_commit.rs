@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A unique directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -427,6 +427,60 @@ fn messages_committed_from_memory_in_one_batch_share_one_file() {
         spool.remove_message(msgid).unwrap();
     }
     assert!(queue_files(&root).is_empty(), "{:?}", queue_files(&root));
+}
+
+/// A message being received holds back the committer thread's next batch until it
+/// arrives, so that both share one batch; one abandoned holds it back only the gather
+/// time.
+#[test]
+fn the_committer_waits_for_expected_messages_to_share_their_batch() {
+    let dir = TempDir::new("gather");
+    let (spool, _) = Spool::open(dir.path().join("spool")).unwrap();
+    let long = Duration::from_secs(30);
+    let committer = GroupCommitter::with_gather(spool.clone(), 8, long).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let submit = |msgid: &str| {
+        let tx = tx.clone();
+        let tag = msgid.to_owned();
+        committer.submit_buffered(
+            buffered(msgid, "body", &["e"]),
+            Box::new(move |result| tx.send((tag, result.is_ok())).unwrap()),
+        );
+    };
+    let started = Instant::now();
+    let (first, second) = (committer.expect(), committer.expect());
+    drop(first);
+    submit("g1");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "held back while g2 is on its way"
+    );
+    drop(second);
+    submit("g2");
+    let mut done: Vec<(String, bool)> = (0..2).map(|_| rx.recv().unwrap()).collect();
+    done.sort();
+    assert_eq!(done, [("g1".to_owned(), true), ("g2".to_owned(), true)]);
+    assert!(started.elapsed() < long / 2, "released by g2's arrival");
+    assert_eq!(committer.stats().batches, 1);
+    drop(committer.expect());
+    let started = Instant::now();
+    submit("g3");
+    assert_eq!(rx.recv().unwrap(), ("g3".to_owned(), true));
+    assert!(started.elapsed() < long / 2, "nothing on its way: no wait");
+
+    let short = Duration::from_millis(50);
+    let committer = GroupCommitter::with_gather(spool, 8, short).unwrap();
+    let _abandoned = committer.expect();
+    let started = Instant::now();
+    committer.submit_buffered(
+        buffered("g4", "body", &["e"]),
+        Box::new(move |result| tx.send(("g4".to_owned(), result.is_ok())).unwrap()),
+    );
+    assert_eq!(rx.recv().unwrap(), ("g4".to_owned(), true));
+    assert!(
+        started.elapsed() >= short,
+        "waited the gather time, no more"
+    );
 }
 
 #[test]

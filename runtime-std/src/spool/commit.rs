@@ -17,6 +17,12 @@
 //! Messages whole in memory ([`GroupCommitter::submit_buffered`], from an async executor
 //! that must not block) always go to the committer thread, and the messages of a batch
 //! given so share one file ([`super::shared`]): one fdatasync for all of them.
+//!
+//! A session that starts receiving a message says so ([`GroupCommitter::expect`]). The
+//! committer thread, about to take a batch while such messages are on their way, waits
+//! for them a little (at most [`GATHER`], a commit delay): one batch then pays one set of
+//! flushes for all of them, instead of each arriving just after the previous batch
+//! started and paying its own.
 
 use super::incoming::PreparedCommit;
 use super::shared::BufferedMessage;
@@ -24,8 +30,12 @@ use super::{IncomingMessage, Spool};
 use std::io;
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
+use std::time::{Duration, Instant};
+
+/// The longest the committer thread waits for messages being received to join a batch.
+pub const GATHER: Duration = Duration::from_micros(500);
 
 /// Called exactly once with the outcome of a commit, on the leader's thread: `Ok(())`
 /// means the message is durable and queued, so the session may answer 250. Keep it short
@@ -75,6 +85,8 @@ struct Waiting {
     handed_off: bool,
     /// Every handle is gone: the committer thread ends.
     closed: bool,
+    /// The committer thread waits for the batch to reach this many requests.
+    gather_target: Option<usize>,
 }
 
 struct Shared {
@@ -83,11 +95,45 @@ struct Shared {
     waiting: Mutex<Waiting>,
     hand_off: Condvar,
     counters: Counters,
+    /// Messages being received whose commit is to come ([`Expected`]).
+    expected: AtomicU64,
+    /// The longest wait for them ([`GATHER`] in a daemon).
+    gather: Duration,
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Before taking a batch on the committer thread: while messages are being received,
+    /// wait until as many more requests as there were such messages have arrived, or
+    /// [`GATHER`] has passed.
+    fn gather<'a>(&'a self, mut waiting: MutexGuard<'a, Waiting>) -> MutexGuard<'a, Waiting> {
+        let soon = usize::try_from(self.expected.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+        let target = waiting
+            .requests
+            .len()
+            .saturating_add(soon)
+            .min(self.max_batch);
+        if waiting.requests.len() >= target {
+            return waiting;
+        }
+        let deadline = Instant::now() + self.gather;
+        waiting.gather_target = Some(target);
+        while waiting.requests.len() < target && !waiting.closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            waiting = self
+                .hand_off
+                .wait_timeout(waiting, left)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        waiting.gather_target = None;
+        waiting
     }
 
     /// Take the next batch out of `waiting`.
@@ -136,12 +182,27 @@ impl GroupCommitter {
     ///
     /// When the committer thread cannot be started.
     pub fn start(spool: Spool, max_batch: usize) -> io::Result<GroupCommitter> {
+        GroupCommitter::with_gather(spool, max_batch, GATHER)
+    }
+
+    /// [`GroupCommitter::start`] waiting at most `gather` for expected messages (tests).
+    ///
+    /// # Errors
+    ///
+    /// When the committer thread cannot be started.
+    pub fn with_gather(
+        spool: Spool,
+        max_batch: usize,
+        gather: Duration,
+    ) -> io::Result<GroupCommitter> {
         let shared = Arc::new(Shared {
             spool,
             max_batch: max_batch.max(1),
             waiting: Mutex::new(Waiting::default()),
             hand_off: Condvar::new(),
             counters: Counters::default(),
+            expected: AtomicU64::new(0),
+            gather,
         });
         let thread_shared = Arc::clone(&shared);
         thread::Builder::new()
@@ -189,13 +250,30 @@ impl GroupCommitter {
             done,
         });
         if waiting.leader {
-            // The leader, or the committer thread it hands over to, takes it.
+            // The leader, or the committer thread it hands over to, takes it; a committer
+            // thread waiting for this batch to fill is told when it has.
+            if waiting
+                .gather_target
+                .is_some_and(|target| waiting.requests.len() >= target)
+            {
+                drop(waiting);
+                shared.hand_off.notify_one();
+            }
             return;
         }
         waiting.leader = true;
         waiting.handed_off = true;
         drop(waiting);
         shared.hand_off.notify_one();
+    }
+
+    /// A session has started receiving a message it will commit with
+    /// [`GroupCommitter::submit_buffered`]: until the returned guard is dropped (just
+    /// before that submit, or when the message is abandoned), the committer thread may
+    /// wait a little for it before it starts a batch.
+    pub fn expect(&self) -> Expected {
+        self.shared.expected.fetch_add(1, Ordering::Relaxed);
+        Expected(Arc::clone(&self.shared))
     }
 
     /// Fsync `message`'s files on the calling thread (a blocking one: concurrent callers'
@@ -243,6 +321,21 @@ impl GroupCommitter {
     }
 }
 
+/// A message being received whose commit is to come ([`GroupCommitter::expect`]).
+pub struct Expected(Arc<Shared>);
+
+impl Drop for Expected {
+    fn drop(&mut self) {
+        self.0.expected.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Expected")
+    }
+}
+
 /// The leadership of a sender: given up, or handed to the committer thread when requests
 /// arrived meanwhile, as the sender's batch ends (even by a panic).
 struct Leading<'a>(&'a Shared);
@@ -274,6 +367,7 @@ fn run(shared: &Shared) {
             return;
         }
         while !waiting.requests.is_empty() {
+            waiting = shared.gather(waiting);
             let batch = shared.next_batch(&mut waiting);
             drop(waiting);
             commit_batch(&shared.spool, batch, &shared.counters);

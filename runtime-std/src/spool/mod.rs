@@ -56,7 +56,7 @@ mod syncer;
 #[cfg(test)]
 pub(crate) use body::file_bytes as message_file_bytes;
 pub use body::QueuedBody;
-pub use commit::{CommitCompletion, CommitStats, GroupCommitter};
+pub use commit::{CommitCompletion, CommitStats, Expected, GroupCommitter};
 pub use incoming::IncomingMessage;
 pub use shared::BufferedMessage;
 
