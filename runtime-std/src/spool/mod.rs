@@ -476,9 +476,15 @@ impl Spool {
 
     /// Open committed message `msgid` for reading from its first byte.
     pub fn read_message(&self, msgid: &str) -> io::Result<QueuedBody> {
+        QueuedBody::open(self.message_file(msgid)?, msgid)
+    }
+
+    /// The file of committed message `msgid`, unchecked: for a caller that passes it on
+    /// to a process that opens it as a [`QueuedBody`] (which checks it) itself.
+    pub fn message_file(&self, msgid: &str) -> io::Result<File> {
         check_id(msgid)?;
         self.fault(SpoolOp::ReadMessage, msgid)?;
-        QueuedBody::open(File::open(self.body_path(msgid))?, msgid)
+        File::open(self.body_path(msgid))
     }
 
     /// Make every update and removal so far durable now (one fsync of `queue/`), rather

@@ -200,23 +200,29 @@ fn flush_together(
     flush: &mut FlushPolicy,
     durability: &Durability<'_>,
 ) -> bool {
-    let files: Vec<&File> = written
+    let written_ok: Vec<&(Written, &Path)> = written
         .iter()
-        .filter_map(|(_, w)| w.as_ref().ok().and_then(|(w, _)| w.file()))
+        .filter_map(|(_, w)| w.as_ref().ok())
         .collect();
     let started = Instant::now();
-    if flush.choose(files.len(), started) == FileFlush::FileSystem {
+    if flush.choose(written_ok.len(), started) == FileFlush::FileSystem {
+        // One file per maildir is enough to name its file system.
+        let mut maildirs = HashMap::new();
+        for (message, maildir) in &written_ok {
+            if let Some(file) = message.file() {
+                maildirs.entry(*maildir).or_insert(file);
+            }
+        }
+        let files: Vec<&File> = maildirs.into_values().collect();
         let synced = (durability.sync_file_systems)(&files);
         flush.record(started.elapsed(), Instant::now());
         if synced.is_ok() {
             return true;
         }
     }
-    if files.len() > 1 {
-        for (_, w) in written {
-            if let Ok((message, _)) = w {
-                message.start_writeback();
-            }
+    if written_ok.len() > 1 {
+        for (message, _) in written_ok {
+            message.start_writeback();
         }
     }
     false
