@@ -3,7 +3,7 @@
 //! agents have been idle long enough to retire. Pure bookkeeping (no sockets, no clock:
 //! the time comes in as an argument), so that the routing rules are tested on their own.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use mta_core::expand::LocalUser;
@@ -50,6 +50,9 @@ pub struct AgentLimits {
     /// per user costs fewer cache flushes than several with small batches; a second one
     /// starts only when a whole batch is already waiting.
     pub spill_at: usize,
+    /// Bytes of messages an agent may have outstanding before another starts: big
+    /// messages keep one agent busy copying, and a second one then runs beside it.
+    pub spill_bytes: u64,
     /// Agents in all: past it, users without an agent get one-shot children.
     pub total: usize,
     /// An agent with nothing outstanding for this long is retired.
@@ -60,6 +63,7 @@ pub struct AgentLimits {
 pub const LIMITS: AgentLimits = AgentLimits {
     per_user: 4,
     spill_at: super::agent::MAX_BATCH,
+    spill_bytes: 1024 * 1024,
     total: 64,
     idle: Duration::from_secs(30),
 };
@@ -75,10 +79,20 @@ pub enum Route {
     OneShot,
 }
 
+impl<H> Agent<H> {
+    /// Whether it owes less than a whole batch, in requests and in bytes.
+    fn takes_more(&self, limits: &AgentLimits) -> bool {
+        self.outstanding.len() < limits.spill_at && self.outstanding_bytes < limits.spill_bytes
+    }
+}
+
 struct Agent<H> {
     id: AgentId,
     key: AgentKey,
-    outstanding: BTreeSet<u64>,
+    /// The requests it owes, with the size of each one's message.
+    outstanding: BTreeMap<u64, u64>,
+    /// Their sizes summed.
+    outstanding_bytes: u64,
     /// When the last outstanding request was answered (or the agent started).
     idle_since: Instant,
     handle: H,
@@ -103,18 +117,17 @@ impl<H> AgentTable<H> {
     }
 
     /// Where a delivery for `key` goes: the key's agent with the fewest requests
-    /// outstanding while it has fewer than [`AgentLimits::spill_at`] or no more may
-    /// start; a new agent when all have that many and the limits allow it; a one-shot
-    /// child when the key has no agent and none may start.
+    /// outstanding while it owes fewer than [`AgentLimits::spill_at`] requests and
+    /// [`AgentLimits::spill_bytes`] bytes, or no more may start; a new agent when all
+    /// owe that much and the limits allow it; a one-shot child when the key has no agent
+    /// and none may start.
     pub fn route(&self, key: &AgentKey) -> Route {
         let mine = self.agents.iter().filter(|a| &a.key == key);
         let count = mine.clone().count();
         let least = mine.min_by_key(|a| (a.outstanding.len(), a.id));
         let may_start = count < self.limits.per_user && self.agents.len() < self.limits.total;
         match least {
-            Some(agent) if agent.outstanding.len() < self.limits.spill_at || !may_start => {
-                Route::Agent(agent.id)
-            }
+            Some(agent) if agent.takes_more(&self.limits) || !may_start => Route::Agent(agent.id),
             _ if may_start => Route::Start,
             _ => Route::OneShot,
         }
@@ -127,17 +140,22 @@ impl<H> AgentTable<H> {
         self.agents.push(Agent {
             id,
             key,
-            outstanding: BTreeSet::new(),
+            outstanding: BTreeMap::new(),
+            outstanding_bytes: 0,
             idle_since: now,
             handle,
         });
         id
     }
 
-    /// Request `request` was sent to `agent`: it owes a reply.
-    pub fn sent(&mut self, agent: AgentId, request: u64) {
+    /// Request `request`, for a message of `bytes`, was sent to `agent`: it owes a
+    /// reply.
+    pub fn sent(&mut self, agent: AgentId, request: u64, bytes: u64) {
         if let Some(a) = self.agents.iter_mut().find(|a| a.id == agent) {
-            a.outstanding.insert(request);
+            if let Some(before) = a.outstanding.insert(request, bytes) {
+                a.outstanding_bytes = a.outstanding_bytes.saturating_sub(before);
+            }
+            a.outstanding_bytes = a.outstanding_bytes.saturating_add(bytes);
         }
     }
 
@@ -147,11 +165,14 @@ impl<H> AgentTable<H> {
         let Some(a) = self.agents.iter_mut().find(|a| a.id == agent) else {
             return false;
         };
-        let owed = a.outstanding.remove(&request);
-        if owed && a.outstanding.is_empty() {
+        let Some(bytes) = a.outstanding.remove(&request) else {
+            return false;
+        };
+        a.outstanding_bytes = a.outstanding_bytes.saturating_sub(bytes);
+        if a.outstanding.is_empty() {
             a.idle_since = now;
         }
-        owed
+        true
     }
 
     /// Forget `agent` (its process ended or its socket failed): its handle and the
@@ -159,7 +180,7 @@ impl<H> AgentTable<H> {
     pub fn remove(&mut self, agent: AgentId) -> Option<(H, Vec<u64>)> {
         let at = self.agents.iter().position(|a| a.id == agent)?;
         let gone = self.agents.swap_remove(at);
-        Some((gone.handle, gone.outstanding.into_iter().collect()))
+        Some((gone.handle, gone.outstanding.into_keys().collect()))
     }
 
     /// Retire the agents idle (nothing outstanding) since `limits.idle` before `now`:

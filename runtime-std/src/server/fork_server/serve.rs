@@ -152,7 +152,10 @@ impl Server<'_> {
             return self.one_shot(id, request);
         };
         match wire::send_file(socket, packet, message.as_raw_fd(), false) {
-            Ok(()) => self.agents.sent(agent, id),
+            Ok(()) => {
+                let bytes = message.metadata().map_or(0, |m| m.len());
+                self.agents.sent(agent, id, bytes);
+            }
             Err(e) => {
                 if e.kind() != io::ErrorKind::WouldBlock {
                     self.agent_gone(agent);

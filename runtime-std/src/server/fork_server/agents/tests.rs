@@ -11,6 +11,7 @@ fn key(uid: u32) -> AgentKey {
 const LIMITS: AgentLimits = AgentLimits {
     per_user: 2,
     spill_at: 2,
+    spill_bytes: 1000,
     total: 3,
     idle: Duration::from_secs(30),
 };
@@ -27,13 +28,13 @@ fn a_busy_agent_takes_more_until_a_batch_waits_then_another_starts() {
     let mut table = AgentTable::new(LIMITS);
     let a = table.add(key(1), "a", now);
     assert_eq!(table.route(&key(1)), Route::Agent(a));
-    table.sent(a, 10);
+    table.sent(a, 10, 0);
     assert_eq!(
         table.route(&key(1)),
         Route::Agent(a),
         "one outstanding, below spill_at: joins its next batch"
     );
-    table.sent(a, 13);
+    table.sent(a, 13, 0);
     assert_eq!(
         table.route(&key(1)),
         Route::Start,
@@ -41,9 +42,9 @@ fn a_busy_agent_takes_more_until_a_batch_waits_then_another_starts() {
     );
     let b = table.add(key(1), "b", now);
     assert_eq!(table.route(&key(1)), Route::Agent(b));
-    table.sent(b, 11);
-    table.sent(b, 12);
-    table.sent(b, 14);
+    table.sent(b, 11, 0);
+    table.sent(b, 12, 0);
+    table.sent(b, 14, 0);
     assert_eq!(
         table.route(&key(1)),
         Route::Agent(a),
@@ -53,6 +54,28 @@ fn a_busy_agent_takes_more_until_a_batch_waits_then_another_starts() {
         assert!(table.answered(b, id, now));
     }
     assert_eq!(table.route(&key(1)), Route::Agent(b), "b is idle again");
+}
+
+#[test]
+fn big_messages_spill_to_another_agent_before_a_batch_is_counted_full() {
+    let now = Instant::now();
+    let mut table = AgentTable::new(LIMITS);
+    let a = table.add(key(1), "a", now);
+    table.sent(a, 1, 999);
+    assert_eq!(table.route(&key(1)), Route::Agent(a), "below spill_bytes");
+    assert!(table.answered(a, 1, now));
+    table.sent(a, 2, 1000);
+    assert_eq!(
+        table.route(&key(1)),
+        Route::Start,
+        "one request, but its bytes fill it"
+    );
+    assert!(table.answered(a, 2, now));
+    assert_eq!(
+        table.route(&key(1)),
+        Route::Agent(a),
+        "the bytes went with the reply"
+    );
 }
 
 #[test]
@@ -77,7 +100,7 @@ fn past_the_total_a_new_user_gets_a_one_shot_child() {
     let mut table = AgentTable::new(LIMITS);
     for uid in 1..=3 {
         let id = table.add(key(uid), (), now);
-        table.sent(id, u64::from(uid));
+        table.sent(id, u64::from(uid), 0);
     }
     assert_eq!(table.route(&key(4)), Route::OneShot);
     assert!(matches!(table.route(&key(1)), Route::Agent(_)));
@@ -89,7 +112,7 @@ fn only_outstanding_requests_are_answered() {
     let mut table = AgentTable::new(LIMITS);
     let a = table.add(key(1), (), now);
     let b = table.add(key(2), (), now);
-    table.sent(a, 5);
+    table.sent(a, 5, 0);
     assert!(!table.answered(b, 5, now), "b never had request 5");
     assert!(table.answered(a, 5, now));
     assert!(!table.answered(a, 5, now), "answered once");
@@ -101,7 +124,7 @@ fn a_dead_agent_gives_back_every_outstanding_request() {
     let mut table = AgentTable::new(LIMITS);
     let a = table.add(key(1), "socket-a", now);
     for id in [3, 1, 2] {
-        table.sent(a, id);
+        table.sent(a, id, 0);
     }
     assert!(table.answered(a, 2, now));
     assert_eq!(table.outstanding(a), 2);
@@ -117,7 +140,7 @@ fn idle_agents_expire_busy_ones_do_not() {
     let mut table = AgentTable::new(LIMITS);
     let a = table.add(key(1), "a", start);
     let b = table.add(key(2), "b", start);
-    table.sent(b, 1);
+    table.sent(b, 1, 0);
     assert_eq!(table.next_expiry(), Some(start + LIMITS.idle));
     assert!(table.expire(start + Duration::from_secs(29)).is_empty());
     let later = start + Duration::from_secs(40);
