@@ -29,7 +29,9 @@ use std::time::Instant;
 use futures_lite::future;
 use mta_core::engine::ReceivedCounter;
 use runtime_std::auth::FAILURE_DELAY;
-use runtime_std::server::conn::{announce_tls, storage_refusal, ConnContext, ListenerTls};
+use runtime_std::server::conn::{
+    announce_tls, storage_refusal, AfterAnswer, ConnContext, ListenerTls,
+};
 use runtime_std::server::mailbox::{Mailbox, Note};
 use runtime_std::server::trace::SmtpTrace;
 use runtime_std::spool::{BufferedMessage, Expected, IncomingMessage};
@@ -132,6 +134,7 @@ pub async fn serve(
         mailbox,
         receiving: Receiving::None,
         expected: None,
+        after_answer: None,
         counter: ReceivedCounter::default(),
         out: Vec::new(),
         auth_asked: None,
@@ -145,6 +148,7 @@ pub async fn serve(
         conn.tls_active(&info).await;
     }
     conn.run().await;
+    drop(conn.after_answer.take());
     if let Receiving::Open(message) = std::mem::replace(&mut conn.receiving, Receiving::None) {
         let _ = unblock(move || message.abort()).await;
     }
@@ -163,6 +167,9 @@ struct Conn {
     receiving: Receiving,
     /// Held while a message is received: the group commit may wait for it a little.
     expected: Option<Expected>,
+    /// What the engine left to do after a commit's answer (its deliveries): done once
+    /// the answer is written, before the task waits for the client again.
+    after_answer: Option<AfterAnswer>,
     counter: ReceivedCounter,
     out: Vec<u8>,
     /// The AUTH question in flight and when it was asked.
@@ -206,6 +213,8 @@ impl Conn {
             if self.session.is_closed() {
                 return;
             }
+            // The answer is written: now what the engine left for after it.
+            drop(self.after_answer.take());
             self.wait_and_read().await;
         }
     }
@@ -348,8 +357,13 @@ impl Conn {
                         .log
                         .warn(&format!("smtp-in: message {msgid} not committed: {reason}"));
                 }
-                // The engine answers at once; deliveries go to their own threads.
-                self.ctx.backend.committed(self.id, &msgid, result);
+                // The engine answers at once; its deliveries are sent once that answer
+                // is written (an earlier commit's, if any, go now).
+                self.after_answer = Some(
+                    self.ctx
+                        .backend
+                        .committed_answer_first(self.id, &msgid, result),
+                );
             }
             Note::Abort { msgid } => {
                 let matches = match &self.receiving {

@@ -76,8 +76,54 @@ pub trait SessionBackend: Send + Sync {
     fn body_aborted(&self, session: u64);
     /// The message `msgid` of this session was committed (or failed to be).
     fn committed(&self, session: u64, msgid: &str, result: Result<(), String>);
+    /// [`SessionBackend::committed`], with the effects that do not answer the session
+    /// (deliveries, log lines) handed back, to be carried out once the session has
+    /// written its answer: the client waits for its `250`, not for them.
+    fn committed_answer_first(
+        &self,
+        session: u64,
+        msgid: &str,
+        result: Result<(), String>,
+    ) -> AfterAnswer {
+        self.committed(session, msgid, result);
+        AfterAnswer::none()
+    }
     /// The connection is gone.
     fn closed(&self, session: u64);
+}
+
+/// Work left after an answer ([`SessionBackend::committed_answer_first`]): carried out
+/// when dropped, so that it is never lost, whichever way the session ends.
+pub struct AfterAnswer(Option<Box<dyn FnOnce() + Send>>);
+
+impl AfterAnswer {
+    /// Nothing left.
+    pub fn none() -> AfterAnswer {
+        AfterAnswer(None)
+    }
+
+    /// `work`, to be done when this is dropped.
+    pub fn new(work: Box<dyn FnOnce() + Send>) -> AfterAnswer {
+        AfterAnswer(Some(work))
+    }
+}
+
+impl Drop for AfterAnswer {
+    fn drop(&mut self) {
+        if let Some(work) = self.0.take() {
+            work();
+        }
+    }
+}
+
+impl std::fmt::Debug for AfterAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "AfterAnswer(pending)"
+        } else {
+            "AfterAnswer(none)"
+        })
+    }
 }
 
 /// Everything a connection thread shares with the rest of the daemon.
@@ -673,5 +719,26 @@ impl Conn {
         {
             self.session.handle_timeout(Instant::now());
         }
+    }
+}
+
+#[cfg(test)]
+mod after_answer_tests {
+    use super::AfterAnswer;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn the_work_runs_once_when_dropped_and_none_is_nothing() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let after = AfterAnswer::new(Box::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }));
+        assert_eq!(runs.load(Ordering::SeqCst), 0, "not before the drop");
+        drop(after);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        drop(AfterAnswer::none());
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
     }
 }

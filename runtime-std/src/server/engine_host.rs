@@ -32,7 +32,7 @@ use mta_core::time::UnixTime;
 use smtp_proto::reply::EnhancedStatus;
 use smtp_proto::server::{Question, ReqId};
 
-use super::conn::SessionBackend;
+use super::conn::{AfterAnswer, SessionBackend};
 use super::delivery_worker::{deliver_local, DeliveryPool, LocalJob};
 use super::fork_server::serve::routes_to_agent;
 use super::fork_server::{DeliveryDone, ForkServer};
@@ -175,39 +175,53 @@ impl EngineHost {
     /// Feed `input` (and every input its effects produce at once) to the engine and carry
     /// out the actions.
     pub fn feed(&self, input: Input) {
-        let mut pending = VecDeque::from([input]);
-        while let Some(input) = pending.pop_front() {
-            let mut effects = Vec::new();
-            let mut lines = Vec::new();
-            let wake_timer;
-            {
-                let Ok(mut core) = self.core.lock() else {
-                    return;
-                };
-                core.engine.handle(input, unix_now());
-                while let Some(action) = core.engine.poll_action() {
-                    super::trace::engine_action(&self.log, core.engine.config(), &action);
-                    route(&mut core, action, &mut effects, &mut lines);
-                }
-                super::trace::stats(&self.log, &core.engine);
-                // Most inputs leave the deadline where it was: wake the timer thread only
-                // when it must act sooner than it planned to.
-                wake_timer = core
-                    .engine
-                    .poll_timeout()
-                    .is_some_and(|at| at.as_millis() < self.timer_armed.load(Ordering::Relaxed));
+        if let Some((effects, lines)) = self.step(input) {
+            self.carry_out(effects, lines);
+        }
+    }
+
+    /// Give `input` to the engine and route its actions (answers go to their sessions'
+    /// mailboxes at once): the effects and log lines left to carry out. `None` when the
+    /// engine is gone (its lock poisoned).
+    fn step(&self, input: Input) -> Option<(Vec<Action>, Vec<String>)> {
+        let mut effects = Vec::new();
+        let mut lines = Vec::new();
+        let wake_timer;
+        {
+            let mut core = self.core.lock().ok()?;
+            core.engine.handle(input, unix_now());
+            while let Some(action) = core.engine.poll_action() {
+                super::trace::engine_action(&self.log, core.engine.config(), &action);
+                route(&mut core, action, &mut effects, &mut lines);
             }
-            if wake_timer {
-                self.timer_wake.notify_one();
-            }
+            super::trace::stats(&self.log, &core.engine);
+            // Most inputs leave the deadline where it was: wake the timer thread only
+            // when it must act sooner than it planned to.
+            wake_timer = core
+                .engine
+                .poll_timeout()
+                .is_some_and(|at| at.as_millis() < self.timer_armed.load(Ordering::Relaxed));
+        }
+        if wake_timer {
+            self.timer_wake.notify_one();
+        }
+        Some((effects, lines))
+    }
+
+    /// Log `lines` and carry out `effects`, then feed every input they produce at once.
+    fn carry_out(&self, effects: Vec<Action>, lines: Vec<String>) {
+        let mut pending = VecDeque::new();
+        let mut next = Some((effects, lines));
+        while let Some((effects, lines)) = next {
             for line in lines {
                 self.log.info(&line);
             }
             for effect in effects {
-                if let Some(next) = self.perform(effect) {
-                    pending.push_back(next);
+                if let Some(input) = self.perform(effect) {
+                    pending.push_back(input);
                 }
             }
+            next = pending.pop_front().and_then(|input| self.step(input));
         }
     }
 
@@ -643,13 +657,30 @@ impl SessionBackend for EngineHost {
         });
     }
 
-    fn committed(&self, _session: u64, msgid: &str, result: Result<(), String>) {
-        match msgid.parse::<MessageId>() {
-            Ok(msgid) => self.feed(Input::Committed { msgid, result }),
-            Err(_) => self
-                .log
-                .warn(&format!("smtp-in: commit of unknown message {msgid}")),
-        }
+    fn committed(&self, session: u64, msgid: &str, result: Result<(), String>) {
+        drop(self.committed_answer_first(session, msgid, result));
+    }
+
+    fn committed_answer_first(
+        &self,
+        _session: u64,
+        msgid: &str,
+        result: Result<(), String>,
+    ) -> AfterAnswer {
+        let Ok(msgid) = msgid.parse::<MessageId>() else {
+            self.log
+                .warn(&format!("smtp-in: commit of unknown message {msgid}"));
+            return AfterAnswer::none();
+        };
+        let Some((effects, lines)) = self.step(Input::Committed { msgid, result }) else {
+            return AfterAnswer::none();
+        };
+        let myself = self.myself.clone();
+        AfterAnswer::new(Box::new(move || {
+            if let Some(host) = myself.upgrade() {
+                host.carry_out(effects, lines);
+            }
+        }))
     }
 
     fn closed(&self, session: u64) {
