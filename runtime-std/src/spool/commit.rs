@@ -35,7 +35,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// The longest the committer thread waits for messages being received to join a batch.
-pub const GATHER: Duration = Duration::from_micros(500);
+pub const GATHER: Duration = Duration::from_millis(2);
 
 /// Called exactly once with the outcome of a commit, on the leader's thread: `Ok(())`
 /// means the message is durable and queued, so the session may answer 250. Keep it short
