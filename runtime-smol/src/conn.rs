@@ -7,8 +7,8 @@
 //! mailbox (it wakes the task's waker), the socket (only while the session has room for input, which is the
 //! backpressure), the session's deadline. An idle connection holds no read buffer: bytes
 //! are read into a buffer of the executor thread and handed to the session at once.
-//! What may block runs on smol's blocking pool: creating the spool file (at the commit, or once a message
-//! outgrows [`BUFFER_BEFORE_OPEN`]), body writes that do not fit in its buffer, and the
+//! What may block runs on smol's blocking pool: creating the spool file (once a message
+//! outgrows what it may keep in memory, [`crate::budget`]), body writes that do not fit in its buffer, and the
 //! fsyncs of a commit, after which the group committer renames and completes through a
 //! channel that wakes the task. The questions (a recipient's lookups are answered at
 //! once only when known from the last seconds, else on the engine host's lookup threads),
@@ -39,21 +39,19 @@ use runtime_std::tls::TlsInfo;
 use smol::{unblock, Async, Timer};
 use smtp_proto::server::{Action, Answer, Input, Question, ReqId, ServerConfig, ServerSession};
 
+use crate::budget::Held;
 use crate::link::{Inbound, Link, READ_CHUNK};
 
 /// The reply buffer kept between batches; a bigger one is given back after a write.
 const KEEP_OUT: usize = 4096;
 
-/// Most bytes of a message kept in memory before its spool file is created: a message
-/// this small costs one blocking-pool hop (at the commit) instead of two.
-const BUFFER_BEFORE_OPEN: usize = 64 * 1024;
-
 /// The message being received on a connection.
 enum Receiving {
     None,
-    /// Its header and first bytes, in memory: the spool file is created with the first
-    /// write that does not fit, or at the commit.
-    Buffered(String, Vec<u8>),
+    /// Its header and what came so far, in memory within the [`crate::budget`] (which
+    /// `Held` accounts for): a spool file of its own is created with the first chunk
+    /// that does not fit, else the committer writes it with its batch.
+    Buffered(String, Vec<u8>, Held),
     Open(IncomingMessage),
     /// Opening or writing failed; the commit will be refused with this reason.
     Failed(String, String),
@@ -61,7 +59,7 @@ enum Receiving {
 
 /// A message handed to the blocking pool for its commit.
 enum Staged {
-    Buffered(String, Vec<u8>),
+    Buffered(String, Vec<u8>, Held),
     Open(IncomingMessage),
 }
 
@@ -271,14 +269,13 @@ impl Conn {
     async fn body(&mut self, chunk: bytes::Bytes) {
         self.counter.feed(&chunk);
         let (msgid, result) = match std::mem::replace(&mut self.receiving, Receiving::None) {
-            Receiving::Buffered(msgid, mut data)
-                if data.len().saturating_add(chunk.len()) <= BUFFER_BEFORE_OPEN =>
-            {
-                data.extend_from_slice(&chunk);
-                self.receiving = Receiving::Buffered(msgid, data);
-                return;
-            }
-            Receiving::Buffered(msgid, data) => {
+            Receiving::Buffered(msgid, mut data, mut held) => {
+                if held.try_grow(chunk.len()) {
+                    data.extend_from_slice(&chunk);
+                    self.receiving = Receiving::Buffered(msgid, data, held);
+                    return;
+                }
+                // The message goes to its own file: its memory is given back below.
                 let spool = self.ctx.spool.clone();
                 let id = msgid.clone();
                 match unblock(move || open_with(&spool, &id, &[&data, &chunk])).await {
@@ -347,7 +344,9 @@ impl Conn {
                 self.drop_message().await;
                 let mut data = Vec::with_capacity(header.len().max(4096));
                 data.extend_from_slice(&header);
-                self.receiving = Receiving::Buffered(msgid, data);
+                let mut held = Held::default();
+                held.grow(data.len());
+                self.receiving = Receiving::Buffered(msgid, data, held);
                 self.expected = Some(self.ctx.committer.expect());
             }
             Note::Commit { msgid, envelopes } => {
@@ -368,7 +367,7 @@ impl Conn {
             Note::Abort { msgid } => {
                 let matches = match &self.receiving {
                     Receiving::Open(m) => m.msgid() == msgid,
-                    Receiving::Buffered(id, _) | Receiving::Failed(id, _) => *id == msgid,
+                    Receiving::Buffered(id, ..) | Receiving::Failed(id, _) => *id == msgid,
                     Receiving::None => false,
                 };
                 if matches {
@@ -387,7 +386,7 @@ impl Conn {
     ) -> Result<(), String> {
         self.expected = None;
         let staged = match std::mem::replace(&mut self.receiving, Receiving::None) {
-            Receiving::Buffered(id, data) if id == msgid => Staged::Buffered(id, data),
+            Receiving::Buffered(id, data, held) if id == msgid => Staged::Buffered(id, data, held),
             Receiving::Open(message) if message.msgid() == msgid => Staged::Open(message),
             Receiving::Buffered(..) => return Err(format!("message {msgid} is not the one open")),
             Receiving::Open(other) => {
@@ -402,7 +401,7 @@ impl Conn {
         let message = match staged {
             // Whole in memory: it joins the committer thread's next batch, whose messages
             // share one file and one fsync; nothing blocks here.
-            Staged::Buffered(msgid, content) => {
+            Staged::Buffered(msgid, content, held) => {
                 committer.submit_buffered(
                     BufferedMessage {
                         msgid,
@@ -410,6 +409,8 @@ impl Conn {
                         envelopes,
                     },
                     Box::new(move |result| {
+                        // The content stays in memory until the commit is done.
+                        drop(held);
                         let _ = tx.try_send(result);
                     }),
                 );

@@ -11,6 +11,7 @@
 //! sans-I/O TLS pump ([`link`]); AUTH through the engine host, as in `smtpd-std`.
 
 pub mod accept;
+mod budget;
 pub mod conn;
 pub mod fd;
 pub mod link;
