@@ -64,6 +64,23 @@ fn count(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, Iterator::count)
 }
 
+/// `batch` delivered by a fresh agent of `key` (no maildir known yet, the default flush
+/// policy), with `durability` standing for the syncs.
+fn deliver_fresh_with(
+    key: &AgentKey,
+    batch: Vec<Item>,
+    durability: &Durability<'_>,
+) -> Vec<(u64, Reply)> {
+    deliver_batch_with(
+        &mut KnownMaildirs::new(),
+        &mut FlushPolicy::default(),
+        key,
+        batch,
+        &|| false,
+        durability,
+    )
+}
+
 #[test]
 fn a_batch_lands_in_new_and_foreign_or_broken_requests_fail() {
     let d = dir("batch");
@@ -178,14 +195,7 @@ fn a_failed_directory_fsync_fails_only_the_deliveries_into_that_directory() {
             }
         },
     };
-    let replies = deliver_batch_with(
-        &mut KnownMaildirs::new(),
-        &mut FlushPolicy::default(),
-        &key,
-        batch,
-        &|| false,
-        &durability,
-    );
+    let replies = deliver_fresh_with(&key, batch, &durability);
     assert_eq!(
         synced.into_inner(),
         [bad.join("new"), good.join("new")],
@@ -225,14 +235,7 @@ fn a_batch_shares_one_file_system_sync_and_a_failed_one_falls_back_to_each_file(
             },
             sync_dir: &maildir::sync_dir,
         };
-        let replies = deliver_batch_with(
-            &mut KnownMaildirs::new(),
-            &mut FlushPolicy::default(),
-            &key,
-            batch,
-            &|| false,
-            &durability,
-        );
+        let replies = deliver_fresh_with(&key, batch, &durability);
         assert_eq!(
             calls.into_inner(),
             [1],
@@ -255,12 +258,9 @@ fn a_batch_of_one_is_not_synced_as_a_file_system() {
         sync_file_systems: &|_| panic!("a single message gets its own fsync"),
         sync_dir: &maildir::sync_dir,
     };
-    let replies = deliver_batch_with(
-        &mut KnownMaildirs::new(),
-        &mut FlushPolicy::default(),
+    let replies = deliver_fresh_with(
         &key,
         vec![(1, job(user(1000), &maildir), Some(message(&d.0, 1)))],
-        &|| false,
         &durability,
     );
     assert_eq!(replies, [(1, Reply::Delivered)]);
