@@ -66,7 +66,8 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use pool::FilePool;
 use syncer::DirSyncer;
@@ -140,7 +141,12 @@ struct SpoolInner {
     /// The process that opened the spool (the daemon; its fork server's children share
     /// this value).
     owner: u32,
+    /// The free space last measured, and when ([`Spool::has_room`]).
+    room: Arc<Mutex<Option<(Instant, u64)>>>,
 }
+
+/// How long free space measured far above the floor (twice it or more) is trusted.
+const ROOM_TRUSTED: Duration = Duration::from_secs(1);
 
 /// The file-backed queue. Cheap to clone; clones share the same directory.
 #[derive(Clone)]
@@ -250,6 +256,7 @@ impl Spool {
                 queue,
                 faults: None,
                 locks: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
+                room: Arc::new(Mutex::new(None)),
             }),
         };
         let recovered = recover::recover(&spool)?;
@@ -267,6 +274,7 @@ impl Spool {
                 syncer: Arc::clone(&self.inner.syncer),
                 pool: Arc::clone(&self.inner.pool),
                 owner: self.inner.owner,
+                room: Arc::clone(&self.inner.room),
             }),
         }
     }
@@ -511,8 +519,26 @@ impl Spool {
 
     /// Whether the spool's file system has at least `min_free_bytes` available to
     /// unprivileged users, so the engine can answer 452 (RFC 5321 §4.5.3.1.10) when not.
+    ///
+    /// Free space measured at twice the floor or more is trusted for [`ROOM_TRUSTED`]:
+    /// a busy server then asks the file system once a second, not at every MAIL; near
+    /// the floor it asks every time.
     pub fn has_room(&self, min_free_bytes: u64) -> io::Result<bool> {
-        Ok(free_bytes(&self.inner.root)? >= min_free_bytes)
+        let now = Instant::now();
+        let mut room = self
+            .inner
+            .room
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, free)) = *room {
+            let fresh = now.saturating_duration_since(at) < ROOM_TRUSTED;
+            if fresh && free / 2 >= min_free_bytes {
+                return Ok(true);
+            }
+        }
+        let free = free_bytes(&self.inner.root)?;
+        *room = Some((now, free));
+        Ok(free >= min_free_bytes)
     }
 }
 
