@@ -91,6 +91,13 @@ pub async fn accept_loop(
     tls: Option<Arc<ListenerTls>>,
     ctx: AcceptContext,
 ) {
+    // A listener bound to one address accepts every connection on it: no need to ask
+    // each connection its local address (a wildcard listener must).
+    let bound = socket
+        .get_ref()
+        .local_addr()
+        .ok()
+        .filter(|addr| !addr.ip().is_unspecified());
     loop {
         let (stream, peer) = match socket.accept().await {
             Ok(accepted) => accepted,
@@ -126,7 +133,8 @@ pub async fn accept_loop(
         let tls = tls.clone();
         ctx.executor
             .spawn(async move {
-                crate::conn::serve(stream, index, config, tls, conn, mailbox).await;
+                let ends = crate::conn::Ends { peer, bound };
+                crate::conn::serve(stream, ends, index, config, tls, conn, mailbox).await;
                 connections.remove(id);
             })
             .detach();

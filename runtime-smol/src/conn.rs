@@ -88,18 +88,28 @@ enum Wake {
     Deadline,
 }
 
+/// The two ends of an accepted connection, as far as the accept already knows them.
+#[derive(Clone, Copy, Debug)]
+pub struct Ends {
+    /// The client's address, from the accept.
+    pub peer: std::net::SocketAddr,
+    /// Ours, when the listener is bound to one address (else asked of the socket).
+    pub bound: Option<std::net::SocketAddr>,
+}
+
 /// Serve one client until the session closes. Never panics on a peer's behaviour; every
 /// error ends the connection. `tls` is the listener's TLS side, if it offers TLS.
 pub async fn serve(
     stream: Async<TcpStream>,
+    ends: Ends,
     listener: usize,
     config: Arc<ServerConfig>,
     tls: Option<Arc<ListenerTls>>,
     ctx: ConnContext,
     mailbox: Arc<Mailbox>,
 ) {
-    let (Ok(peer), Ok(local)) = (stream.get_ref().peer_addr(), stream.get_ref().local_addr())
-    else {
+    let peer = ends.peer;
+    let Some(local) = ends.bound.or_else(|| stream.get_ref().local_addr().ok()) else {
         return;
     };
     let _ = stream.get_ref().set_nodelay(true);

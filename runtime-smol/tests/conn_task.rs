@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use runtime_smol::conn::serve;
+use runtime_smol::conn::{serve, Ends};
 use runtime_std::server::conn::{ConnContext, SessionBackend};
 use runtime_std::server::log::Log;
 use runtime_std::server::mailbox::{Mailbox, Note};
@@ -127,9 +127,13 @@ fn start_with(name: &str, config: ServerConfig, script: Script) -> Fixture {
     let server = std::thread::spawn(move || {
         smol::block_on(async {
             let listener = Async::new(listener).expect("async listener");
-            let (stream, _) = listener.accept().await.expect("accept");
+            let (stream, peer) = listener.accept().await.expect("accept");
             let mailbox = Arc::new(Mailbox::for_task());
-            serve(stream, 0, config, None, ctx, mailbox).await;
+            let ends = Ends {
+                peer,
+                bound: Some(addr),
+            };
+            serve(stream, ends, 0, config, None, ctx, mailbox).await;
         });
     });
     let client = TcpStream::connect(addr).expect("connect");
