@@ -29,7 +29,7 @@ use super::shared::BufferedMessage;
 use super::{IncomingMessage, Spool};
 use std::io;
 use std::mem;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -96,7 +96,7 @@ struct Shared {
     hand_off: Condvar,
     counters: Counters,
     /// Messages being received whose commit is to come ([`Expected`]).
-    expected: AtomicU64,
+    expected: AtomicUsize,
     /// The longest wait for them ([`GATHER`] in a daemon).
     gather: Duration,
 }
@@ -108,9 +108,9 @@ impl Shared {
 
     /// Before taking a batch on the committer thread: while messages are being received,
     /// wait until as many more requests as there were such messages have arrived, or
-    /// [`GATHER`] has passed.
+    /// the gather time ([`GATHER`] in a daemon) has passed.
     fn gather<'a>(&'a self, mut waiting: MutexGuard<'a, Waiting>) -> MutexGuard<'a, Waiting> {
-        let soon = usize::try_from(self.expected.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+        let soon = self.expected.load(Ordering::Relaxed);
         let target = waiting
             .requests
             .len()
@@ -201,7 +201,7 @@ impl GroupCommitter {
             waiting: Mutex::new(Waiting::default()),
             hand_off: Condvar::new(),
             counters: Counters::default(),
-            expected: AtomicU64::new(0),
+            expected: AtomicUsize::new(0),
             gather,
         });
         let thread_shared = Arc::clone(&shared);

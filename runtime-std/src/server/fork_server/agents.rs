@@ -79,23 +79,25 @@ pub enum Route {
     OneShot,
 }
 
-impl<H> Agent<H> {
-    /// Whether it owes less than a whole batch, in requests and in bytes.
-    fn takes_more(&self, limits: &AgentLimits) -> bool {
-        self.outstanding.len() < limits.spill_at && self.outstanding_bytes < limits.spill_bytes
-    }
-}
-
 struct Agent<H> {
     id: AgentId,
     key: AgentKey,
     /// The requests it owes, with the size of each one's message.
     outstanding: BTreeMap<u64, u64>,
-    /// Their sizes summed.
-    outstanding_bytes: u64,
     /// When the last outstanding request was answered (or the agent started).
     idle_since: Instant,
     handle: H,
+}
+
+impl<H> Agent<H> {
+    /// Whether it owes less than a whole batch, in requests and in bytes.
+    fn takes_more(&self, limits: &AgentLimits) -> bool {
+        let bytes = self
+            .outstanding
+            .values()
+            .fold(0u64, |sum, bytes| sum.saturating_add(*bytes));
+        self.outstanding.len() < limits.spill_at && bytes < limits.spill_bytes
+    }
 }
 
 /// The agents of a fork server, each with the caller's handle `H` on it (its socket and
@@ -141,7 +143,6 @@ impl<H> AgentTable<H> {
             id,
             key,
             outstanding: BTreeMap::new(),
-            outstanding_bytes: 0,
             idle_since: now,
             handle,
         });
@@ -152,10 +153,7 @@ impl<H> AgentTable<H> {
     /// reply.
     pub fn sent(&mut self, agent: AgentId, request: u64, bytes: u64) {
         if let Some(a) = self.agents.iter_mut().find(|a| a.id == agent) {
-            if let Some(before) = a.outstanding.insert(request, bytes) {
-                a.outstanding_bytes = a.outstanding_bytes.saturating_sub(before);
-            }
-            a.outstanding_bytes = a.outstanding_bytes.saturating_add(bytes);
+            a.outstanding.insert(request, bytes);
         }
     }
 
@@ -165,14 +163,11 @@ impl<H> AgentTable<H> {
         let Some(a) = self.agents.iter_mut().find(|a| a.id == agent) else {
             return false;
         };
-        let Some(bytes) = a.outstanding.remove(&request) else {
-            return false;
-        };
-        a.outstanding_bytes = a.outstanding_bytes.saturating_sub(bytes);
-        if a.outstanding.is_empty() {
+        let owed = a.outstanding.remove(&request).is_some();
+        if owed && a.outstanding.is_empty() {
             a.idle_since = now;
         }
-        true
+        owed
     }
 
     /// Forget `agent` (its process ended or its socket failed): its handle and the
