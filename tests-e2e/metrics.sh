@@ -17,13 +17,7 @@ set -euo pipefail
 
 build_server
 STD_BIN=$SMTPD_STD
-if [ -z "${SMTPD:-}" ]; then
-    (cd "$E2E_ROOT" && cargo build -q --release -p runtime-smol --bin smtpd)
-    target=${CARGO_TARGET_DIR:-target}
-    case "$target" in /*) ;; *) target="$E2E_ROOT/$target" ;; esac
-    SMTPD="$target/release/smtpd"
-fi
-[ -x "$SMTPD" ] || { echo "no binary at $SMTPD" >&2; exit 1; }
+build_smol_server
 SMOL_BIN=$SMTPD
 make_test_dir
 

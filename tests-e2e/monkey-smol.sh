@@ -22,18 +22,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib/server.bash"
 . "$(dirname "$0")/lib/config.bash"
 
-target=${CARGO_TARGET_DIR:-target}
-case "$target" in /*) ;; *) target="$E2E_ROOT/$target" ;; esac
-if [ -z "${SMTPD:-}" ]; then
-    (cd "$E2E_ROOT" && cargo build -q --release -p runtime-smol --bin smtpd)
-    SMTPD="$target/release/smtpd"
-fi
-if [ -z "${SMTPCTL:-}" ]; then
-    (cd "$E2E_ROOT" && cargo build -q --release -p runtime-std --bin smtpctl)
-    SMTPCTL="$target/release/smtpctl"
-fi
-[ -x "$SMTPD" ] || { echo "no binary at $SMTPD" >&2; exit 1; }
-[ -x "$SMTPCTL" ] || { echo "no binary at $SMTPCTL" >&2; exit 1; }
+build_smol_server
+build_smtpctl
 MONKEY=${MONKEY:-7:0.2}
 
 make_test_dir

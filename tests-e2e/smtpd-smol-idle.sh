@@ -11,14 +11,9 @@
 # ${CARGO_TARGET_DIR:-target}). IDLE: how many idle connections (default 2000).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [ -z "${SMTPD:-}" ]; then
-    (cd "$ROOT" && cargo build -q --release -p runtime-smol --bin smtpd)
-    target=${CARGO_TARGET_DIR:-target}
-    case "$target" in /*) ;; *) target="$ROOT/$target" ;; esac
-    SMTPD="$target/release/smtpd"
-fi
-SMTPD_STD="$SMTPD"
 . "$ROOT/tests-e2e/lib/server.bash"
+build_smol_server
+SMTPD_STD="$SMTPD"
 . "$ROOT/tests-e2e/lib/config.bash"
 IDLE=${IDLE:-2000}
 # Both sides hold a descriptor per connection (the daemon two: socket and eventfd).

@@ -8,14 +8,9 @@
 # ${CARGO_TARGET_DIR:-target}).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [ -z "${SMTPD:-}" ]; then
-    (cd "$ROOT" && cargo build -q --release -p runtime-smol --bin smtpd)
-    target=${CARGO_TARGET_DIR:-target}
-    case "$target" in /*) ;; *) target="$ROOT/$target" ;; esac
-    SMTPD="$target/release/smtpd"
-fi
-SMTPD_STD="$SMTPD"
 . "$ROOT/tests-e2e/lib/server.bash"
+build_smol_server
+SMTPD_STD="$SMTPD"
 . "$ROOT/tests-e2e/lib/config.bash"
 
 build_server

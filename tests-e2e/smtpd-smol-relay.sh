@@ -8,12 +8,7 @@
 # ${CARGO_TARGET_DIR:-target}).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [ -z "${SMTPD:-}" ]; then
-    (cd "$ROOT" && cargo build -q --release -p runtime-smol --bin smtpd)
-    target=${CARGO_TARGET_DIR:-target}
-    case "$target" in /*) ;; *) target="$ROOT/$target" ;; esac
-    SMTPD="$target/release/smtpd"
-fi
-[ -x "$SMTPD" ] || { echo "no binary at $SMTPD" >&2; exit 1; }
+. "$ROOT/tests-e2e/lib/server.bash"
+build_smol_server
 SMTPD_STD="$SMTPD" bash "$ROOT/tests-e2e/smtpd-std-relay.sh"
 echo "smtpd-smol-relay: all passed"

@@ -14,29 +14,10 @@ SINK_PYTHON=${SINK_PYTHON:-/usr/bin/python3}
 RELAY_PY="$E2E_LIB/relay_e2e.py"
 HELPER_PIDS=()
 
-release_dir() {
-    local target=${CARGO_TARGET_DIR:-target}
-    case "$target" in /*) ;; *) target="$E2E_ROOT/$target" ;; esac
-    echo "$target/release"
-}
-
 # build_smtpd: the smol daemon, run by server.bash's start_server (which starts $SMTPD_STD).
 build_smtpd() {
-    if [ -z "${SMTPD:-}" ]; then
-        (cd "$E2E_ROOT" && cargo build -q --release -p runtime-smol --bin smtpd)
-        SMTPD="$(release_dir)/smtpd"
-    fi
-    [ -x "$SMTPD" ] || { echo "no binary at $SMTPD" >&2; exit 1; }
+    build_smol_server
     SMTPD_STD=$SMTPD
-}
-
-# build_smtpctl: the control client.
-build_smtpctl() {
-    if [ -z "${SMTPCTL:-}" ]; then
-        (cd "$E2E_ROOT" && cargo build -q --release -p runtime-std --bin smtpctl)
-        SMTPCTL="$(release_dir)/smtpctl"
-    fi
-    [ -x "$SMTPCTL" ] || { echo "no binary at $SMTPCTL" >&2; exit 1; }
 }
 
 # relay_setup: build, make the test directory, and stop every helper at exit.

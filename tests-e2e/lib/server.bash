@@ -2,20 +2,45 @@
 # runs only tests-e2e/*.sh). Each test gets its own temporary directory, port and
 # configuration, and its server is always stopped by pid at exit.
 #
-# SMTPD_STD: the binary to test (default: built here, release profile, into
+# SMTPD_STD, SMTPD, SMTPCTL: the binaries to test (smtpd-std, smtpd, smtpctl; default:
+# built here by build_server, build_smol_server, build_smtpctl, release profile, into
 # ${CARGO_TARGET_DIR:-target}).
 
 E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 E2E_LIB="$E2E_ROOT/tests-e2e/lib"
 
+# The directory release binaries are built into.
+release_dir() {
+    local target=${CARGO_TARGET_DIR:-target}
+    case "$target" in /*) ;; *) target="$E2E_ROOT/$target" ;; esac
+    echo "$target/release"
+}
+
+# build_server: SMTPD_STD, smtpd-std.
 build_server() {
     if [ -z "${SMTPD_STD:-}" ]; then
         (cd "$E2E_ROOT" && cargo build -q --release -p runtime-std --bin smtpd-std)
-        local target=${CARGO_TARGET_DIR:-target}
-        case "$target" in /*) ;; *) target="$E2E_ROOT/$target" ;; esac
-        SMTPD_STD="$target/release/smtpd-std"
+        SMTPD_STD="$(release_dir)/smtpd-std"
     fi
     [ -x "$SMTPD_STD" ] || { echo "no binary at $SMTPD_STD" >&2; exit 1; }
+}
+
+# build_smol_server: SMTPD, the smol daemon `smtpd`.
+build_smol_server() {
+    if [ -z "${SMTPD:-}" ]; then
+        (cd "$E2E_ROOT" && cargo build -q --release -p runtime-smol --bin smtpd)
+        SMTPD="$(release_dir)/smtpd"
+    fi
+    [ -x "$SMTPD" ] || { echo "no binary at $SMTPD" >&2; exit 1; }
+}
+
+# build_smtpctl: SMTPCTL, the control client.
+build_smtpctl() {
+    if [ -z "${SMTPCTL:-}" ]; then
+        (cd "$E2E_ROOT" && cargo build -q --release -p runtime-std --bin smtpctl)
+        SMTPCTL="$(release_dir)/smtpctl"
+    fi
+    [ -x "$SMTPCTL" ] || { echo "no binary at $SMTPCTL" >&2; exit 1; }
 }
 
 # A fresh test directory readable by the unprivileged account deliveries run as when

@@ -1,6 +1,6 @@
 # smtpctl end to end, shared by smtpctl-std.sh and smtpctl-smol.sh (sourced after
-# server.bash, which gives build_server, make_test_dir, free_port, stop_server and fail;
-# SMTPD_STD names the daemon binary under test).
+# server.bash, which gives build_server, build_smtpctl, make_test_dir, free_port,
+# stop_server and fail; SMTPD_STD names the daemon binary under test).
 #
 # One daemon per run, with its control socket in the test directory; smtpctl and its
 # other names (sendmail, mailq, newaliases) are copied into $TEST_DIR/bin so that the
@@ -20,18 +20,7 @@
 # socket goes away with the daemon; with the daemon stopped `sendmail` leaves its
 # message in offline/, which the daemon enqueues (as the file's owner) when it starts.
 #
-# SMTPCTL: the smtpctl binary (default: built here, release profile, into
-# ${CARGO_TARGET_DIR:-target}).
-
-build_smtpctl() {
-    if [ -z "${SMTPCTL:-}" ]; then
-        (cd "$E2E_ROOT" && cargo build -q --release -p runtime-std --bin smtpctl)
-        local target=${CARGO_TARGET_DIR:-target}
-        case "$target" in /*) ;; *) target="$E2E_ROOT/$target" ;; esac
-        SMTPCTL="$target/release/smtpctl"
-    fi
-    [ -x "$SMTPCTL" ] || { echo "no binary at $SMTPCTL" >&2; exit 1; }
-}
+# SMTPCTL: the smtpctl binary (default: built here by server.bash's build_smtpctl).
 
 # The test directory, smtpctl under its names, the socket path, the MDA and the config.
 setup_smtpctl_test() {
